@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv when missing, install the pinned dependencies and install this package into it, editable
+# (setup.py maps plans/ and dataset_conversion/ into the nnunet_msfen namespace and adds the nnU-Net discovery
+# hook, a .pth file, to site-packages). The install is redone when the packaging files change.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+PACKAGING := pyproject.toml setup.py nnunet_msfen/discovery/nnunet_msfen_discovery.pth
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast demo benchmark clean
+
+$(VENV)/.deps-stamp: requirements/pinned.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements/pinned.txt
+	touch $@
+
+$(VENV)/.install-stamp: $(VENV)/.deps-stamp $(PACKAGING)
+	rm -rf build *.egg-info
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	rm -rf build *.egg-info
+	touch $@
+
+install: $(VENV)/.install-stamp
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# everything but the end-to-end runs through nnU-Net's command-line tools
+test-fast: install
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: install
+	$(VENV)/bin/nnunet-msfen demo
+
+benchmark: install
+	$(VENV)/bin/nnunet-msfen benchmark
+
+clean:
+	rm -rf build *.egg-info $(VENV)/.install-stamp

@@ -1,0 +1,50 @@
+"""``nnunet-msfen``: the package's own command line (nnU-Net's commands do the rest).
+
+Every subcommand lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``
+and keeps heavy imports (torch, nnunetv2) inside ``run`` so that ``nnunet-msfen --help`` stays fast.
+To add a subcommand, add one line to ``SUBCOMMANDS``.
+"""
+import argparse
+import sys
+from importlib import import_module
+from typing import List, Optional
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "plan": ("nnunet_msfen.plans.plan_command", "plan (and preprocess) a dataset with nnUNetPlannerMSFEN"),
+}
+
+
+class CommandError(Exception):
+    """A user-facing error: printed without a traceback, exit code 1 (or ``exit_code``)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per entry of ``SUBCOMMANDS``."""
+    parser = argparse.ArgumentParser(prog="nnunet-msfen", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {import_module('nnunet_msfen').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``nnunet-msfen`` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except CommandError as e:
+        print(f"nnunet-msfen {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
