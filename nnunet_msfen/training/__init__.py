@@ -1,0 +1,11 @@
+"""The trainers: ``nnUNetTrainerMSFEN`` and its variants. nnU-Net finds them by name through
+``nnunet_msfen.discovery`` (nnU-Net's ``nnUNet_extTrainer`` mechanism)."""
+from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
+from nnunet_msfen.training.nnUNetTrainerMSFEN_Adam import nnUNetTrainerMSFEN_Adam
+from nnunet_msfen.training.nnUNetTrainerMSFEN_EarlyStopping import nnUNetTrainerMSFEN_EarlyStopping
+from nnunet_msfen.training.short_schedules import (nnUNetTrainer_Smoke, nnUNetTrainerMSFEN_50epochs,
+                                                   nnUNetTrainerMSFEN_5epochs, nnUNetTrainerMSFEN_Smoke)
+
+__all__ = ["nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_Adam", "nnUNetTrainerMSFEN_EarlyStopping",
+           "nnUNetTrainerMSFEN_Smoke", "nnUNetTrainerMSFEN_5epochs", "nnUNetTrainerMSFEN_50epochs",
+           "nnUNetTrainer_Smoke"]

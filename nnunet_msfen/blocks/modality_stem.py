@@ -1,0 +1,95 @@
+"""Modality-aware input stem: features per MRI sequence first, then cross-modal attention that learns how much each
+sequence contributes, then a pointwise fusion. 2D or 3D through ``conv_op``.
+
+Method: MSFEN (Y. Wang), sec. 1: "cross-modal attention mechanism and dynamic weight fusion" to exploit the
+complementarity of T1, T1ce, T2 and FLAIR instead of "simple feature stitching". The attention is
+squeeze-and-excitation (Hu et al., CVPR 2018) applied to whole sequences rather than to channels.
+
+A plain first convolution mixes the sequences in its very first multiply-add. Here each sequence gets its own
+``features_per_modality`` maps (a grouped convolution, one group per sequence); a small MLP on the pooled
+features of all sequences gives one softmax weight per sequence and case (scaled so that equal weights are 1),
+which scales that sequence's maps before the 1x1 fusion. The weights are a readable by-product:
+``last_modality_weights`` holds them after every forward pass.
+"""
+from typing import Type, Union, List, Tuple
+
+import numpy as np
+import torch
+from dynamic_network_architectures.building_blocks.helper import maybe_convert_scalar_to_list
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.dropout import _DropoutNd
+
+
+class ModalityAwareStem(nn.Module):
+    """Per-modality convolution -> cross-modal attention -> 1x1 fusion -> norm -> nonlin.
+
+    Args:
+        conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
+        input_channels: number of MRI sequences (image channels).
+        output_channels: channels of the stem output.
+        kernel_size, stride: of the per-modality convolution (the stage's planned kernel and stride).
+        features_per_modality: maps per sequence; default ``ceil(output_channels / input_channels)``.
+        cross_modal_attention: weigh the sequences (``False``: fuse them unweighted, for ablations).
+        rd_channels: hidden width of the attention MLP.
+        conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
+            dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
+
+    Raises:
+        ValueError: for non-positive channel counts or ``features_per_modality``.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], input_channels: int, output_channels: int,
+                 kernel_size: Union[int, List[int], Tuple[int, ...]] = 3,
+                 stride: Union[int, List[int], Tuple[int, ...]] = 1, features_per_modality: int = None,
+                 cross_modal_attention: bool = True, rd_channels: int = 16, conv_bias: bool = False,
+                 norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
+                 dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
+                 nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None):
+        super().__init__()
+        if input_channels < 1 or output_channels < 1:
+            raise ValueError(f"input_channels and output_channels must be >= 1, got input_channels="
+                             f"{input_channels}, output_channels={output_channels}")
+        if features_per_modality is None:
+            features_per_modality = -(-output_channels // input_channels)
+        if features_per_modality < 1:
+            raise ValueError(f"features_per_modality must be >= 1, got features_per_modality={features_per_modality}")
+        kernel_size = maybe_convert_scalar_to_list(conv_op, kernel_size)
+        self.stride = maybe_convert_scalar_to_list(conv_op, stride)
+        self.input_channels, self.output_channels = input_channels, output_channels
+        self.features_per_modality = features_per_modality
+        hidden = input_channels * features_per_modality
+
+        self.per_modality = conv_op(input_channels, hidden, kernel_size, self.stride,
+                                    padding=[(k - 1) // 2 for k in kernel_size], groups=input_channels, bias=conv_bias)
+        self.per_modality_norm = norm_op(hidden, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
+        self.per_modality_nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
+        self.attention = nn.Sequential(nn.Linear(hidden, rd_channels), nn.ReLU(),
+                                       nn.Linear(rd_channels, input_channels)) if cross_modal_attention else None
+        self.fuse = conv_op(hidden, output_channels, 1, bias=conv_bias)
+        self.dropout = dropout_op(**(dropout_op_kwargs or {})) if dropout_op is not None else nn.Identity()
+        self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
+        self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
+        self.last_modality_weights = None
+
+    def modality_weights(self, features: torch.Tensor) -> torch.Tensor:
+        """(batch, input_channels) weights that sum to ``input_channels`` per case."""
+        context = features.mean(dim=tuple(range(2, features.ndim)))
+        return torch.softmax(self.attention(context), dim=1) * self.input_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.per_modality_nonlin(self.per_modality_norm(self.per_modality(x)))
+        if self.attention is not None:
+            weights = self.modality_weights(features)
+            self.last_modality_weights = weights.detach()
+            per_map = weights.repeat_interleave(self.features_per_modality, dim=1)
+            features = features * per_map.view(*per_map.shape, *([1] * (x.ndim - 2)))
+        return self.nonlin(self.norm(self.dropout(self.fuse(features))))
+
+    def compute_conv_feature_map_size(self, input_size) -> np.int64:
+        """Per-modality maps and their norm, the weighted copy, the fusion output and its norm."""
+        voxels = np.prod([i // s for i, s in zip(input_size, self.stride)], dtype=np.int64)
+        hidden = self.input_channels * self.features_per_modality
+        n_hidden = 1 + (not isinstance(self.per_modality_norm, nn.Identity)) + (self.attention is not None)
+        n_out = 1 + (not isinstance(self.norm, nn.Identity))
+        return np.int64(voxels * (n_hidden * hidden + n_out * self.output_channels))

@@ -1,0 +1,109 @@
+"""MSFENUNet: MSFEN as a drop-in replacement for dynamic_network_architectures' ``PlainConvUNet``.
+
+Method: Y. Wang, "Multimodal Brain Tumor Segmentation Based on Multi-Scale Feature Extraction Network" (MSFEN): a
+U-Net with residual connections whose stages extract features at receptive fields 3/5/7 with depthwise-separable
+convolutions, fused by concatenation and sigmoid channel attention, spatial attention, spatial pyramid pooling
+and dropout at the bottleneck, cross-modal attention over the MRI sequences, a transposed-convolution decoder
+with skip connections.
+
+The constructor takes every argument of ``PlainConvUNet`` under the same names, so nnU-Net's
+``get_network_from_plans`` builds it from a plans ``architecture`` whose ``network_class_name`` is
+``nnunet_msfen.network.msfen_unet.MSFENUNet``; MSFEN's own options are keyword arguments with defaults, each
+part switchable off for ablations. Free of nnU-Net imports (MedNeXt's adapter idea): the trainer adapts it.
+"""
+from typing import List, Sequence, Tuple, Type, Union
+
+import numpy as np
+import torch
+from dynamic_network_architectures.architectures.abstract_arch import AbstractDynamicNetworkArchitectures
+from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.dropout import _DropoutNd
+
+from nnunet_msfen.blocks.multiscale import MultiScaleConv
+from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
+from nnunet_msfen.network.decoder import MSFENDecoder
+from nnunet_msfen.network.encoder import MSFENEncoder
+
+IntOrSeq = Union[int, List[int], Tuple[int, ...]]
+
+
+class MSFENUNet(AbstractDynamicNetworkArchitectures):
+    """MSFEN U-Net. Arguments up to ``nonlin_first`` are ``PlainConvUNet``'s; the rest are MSFEN's.
+
+    Args:
+        multi_scale: multi-scale units (``False``: a plain residual conv unit per stage).
+        channel_attention: sigmoid channel attention over the concatenated scales ("dynamic weight fusion").
+        spatial_attention: spatial attention in every unit.
+        residual: identity skips in every unit.
+        spp: spatial pyramid pooling at the bottleneck.
+        bottleneck_dropout: dropout probability at the bottleneck (the paper uses 0.5; 0 disables it).
+        modality_stem: per-modality features and cross-modal attention as the first layer.
+        cross_modal_attention: weigh the modalities in the stem (only with ``modality_stem``).
+        scale_kernel_sizes: receptive fields of the multi-scale branches.
+        branch_mode: ``"cascade"``, ``"dilated"`` or ``"parallel"`` (see ``MultiScaleConv``).
+        group_width: channels per group of the branch convolutions (1 = depthwise).
+        spatial_attention_kernel: kernel size of the spatial attention.
+        decoder_fuse_kernel_size: kernel of each decoder stage's fusion convolution (``None``: the planned one).
+
+    Raises:
+        ValueError: for inconsistent stage counts or an invalid MSFEN option (the message names the value).
+    """
+
+    def __init__(self, input_channels: int, n_stages: int, features_per_stage: IntOrSeq, conv_op: Type[_ConvNd],
+                 kernel_sizes: Union[IntOrSeq, Sequence[IntOrSeq]], strides: Union[IntOrSeq, Sequence[IntOrSeq]],
+                 n_conv_per_stage: IntOrSeq, num_classes: int, n_conv_per_stage_decoder: IntOrSeq,
+                 conv_bias: bool = False, norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
+                 dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
+                 nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None, deep_supervision: bool = False,
+                 nonlin_first: bool = False, *, multi_scale: bool = True, channel_attention: bool = True,
+                 spatial_attention: bool = True, residual: bool = True, spp: bool = True,
+                 bottleneck_dropout: float = 0.5, modality_stem: bool = True, cross_modal_attention: bool = True,
+                 scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "cascade", group_width: int = 1,
+                 spatial_attention_kernel: int = 7, decoder_fuse_kernel_size: int = 1):
+        super().__init__()
+        if n_stages < 2:
+            raise ValueError(f"n_stages must be >= 2 (an encoder and a decoder stage), got n_stages={n_stages}")
+        if input_channels < 1 or num_classes < 1:
+            raise ValueError(f"input_channels and num_classes must be >= 1, got input_channels={input_channels}, "
+                             f"num_classes={num_classes}")
+        block_kwargs = dict(multi_scale=multi_scale, channel_attention=channel_attention,
+                            spatial_attention=spatial_attention, residual=residual,
+                            scale_kernel_sizes=tuple(scale_kernel_sizes), branch_mode=branch_mode,
+                            group_width=group_width, spatial_attention_kernel=spatial_attention_kernel)
+        self.encoder = MSFENEncoder(input_channels, n_stages, features_per_stage, conv_op, kernel_sizes, strides,
+                                    n_conv_per_stage, conv_bias, norm_op, norm_op_kwargs, dropout_op,
+                                    dropout_op_kwargs, nonlin, nonlin_kwargs, return_skips=True,
+                                    nonlin_first=nonlin_first, modality_stem=modality_stem, spp=spp,
+                                    bottleneck_dropout=bottleneck_dropout, block_kwargs=block_kwargs)
+        if modality_stem and not cross_modal_attention:
+            self.encoder.stages[0][0].attention = None
+        self.decoder = MSFENDecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
+                                    decoder_fuse_kernel_size, nonlin_first, block_kwargs)
+        # for nnU-Net's pretrained-weights utilities (AbstractDynamicNetworkArchitectures)
+        self.key_to_encoder = "encoder.stages"
+        self.key_to_stem = "encoder.stages.0"
+        self.keys_to_in_proj = ("encoder.stages.0.0.per_modality",) if modality_stem else ("encoder.stages.0.0.conv",)
+
+    def forward(self, x: torch.Tensor):
+        skips = self.encoder(x)
+        return self.decoder(skips)
+
+    def compute_conv_feature_map_size(self, input_size) -> np.int64:
+        """Number of feature-map elements one sample allocates in a forward pass, for nnU-Net's planner."""
+        if len(input_size) != convert_conv_op_to_dim(self.encoder.conv_op):
+            raise ValueError(f"input_size must be the spatial size only, (x, y[, z]), got input_size={input_size}")
+        return self.encoder.compute_conv_feature_map_size(input_size) + \
+            self.decoder.compute_conv_feature_map_size(input_size)
+
+    @staticmethod
+    def initialize(module: nn.Module) -> None:
+        """He initialisation as nnU-Net does it, and residual units that start as identities: the last norm of a
+        multi-scale branch (before the skip is added) starts at zero (Goyal et al., 2017)."""
+        InitWeights_He(1e-2)(module)
+        if isinstance(module, MultiScaleResidualBlock) and module.residual and isinstance(module.features, MultiScaleConv):
+            norm = module.features.norm
+            if getattr(norm, "weight", None) is not None:
+                nn.init.zeros_(norm.weight)

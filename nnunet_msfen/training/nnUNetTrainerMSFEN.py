@@ -1,0 +1,60 @@
+"""nnUNetTrainerMSFEN: nnU-Net's trainer with MSFENUNet as the network and MSFEN's loss weighting.
+
+    nnUNetv2_train DATASET 3d_fullres FOLD -tr nnUNetTrainerMSFEN
+
+Everything else is nnU-Net's: SGD (momentum 0.99, Nesterov) with the poly schedule, augmentation, deep
+supervision, 5-fold cross-validation, region-based training, ignore label, ``--c``, ``--val``, ``--npz``, DDP.
+"""
+from typing import Union
+
+import torch
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+
+MSFEN_CLASS_NAME = "nnunet_msfen.network.msfen_unet.MSFENUNet"
+PLAIN_CLASS_NAME = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+
+
+class nnUNetTrainerMSFEN(nnUNetTrainer):
+    """Builds ``MSFENUNet`` from whatever U-Net topology the plans hold (nnU-Net's default ``nnUNetPlans`` or our
+    ``nnUNetMSFENPlans``) and weighs the loss ``ce_weight * CE + dice_weight * Dice``.
+
+    Class attributes (override them in a subclass for a variant):
+        ce_weight: the paper's lambda; binary cross-entropy for region-based datasets such as BraTS.
+        dice_weight: ``1 - lambda``.
+        bottleneck_dropout: dropout probability at the bottleneck (the paper's 0.5).
+        network_kwargs: further ``MSFENUNet`` keyword arguments (ablation switches, branch mode, ...).
+    """
+
+    ce_weight = 0.3
+    dice_weight = 0.7
+    bottleneck_dropout = 0.5
+    network_kwargs: dict = {}
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        # a classmethod (nnU-Net declares a staticmethod) so that variants change the network through class
+        # attributes; nnU-Net calls it as trainer_class.build_network_architecture(...) in inference too.
+        class_name = configuration_manager.network_arch_class_name
+        arch_kwargs = dict(configuration_manager.network_arch_init_kwargs)
+        if class_name not in (PLAIN_CLASS_NAME, MSFEN_CLASS_NAME):
+            raise RuntimeError(
+                f"nnUNetTrainerMSFEN builds MSFENUNet from U-Net plans (network_class_name {PLAIN_CLASS_NAME} or "
+                f"{MSFEN_CLASS_NAME}); configuration '{configuration_manager.configuration}' plans "
+                f"{class_name}. Use nnUNetPlans (nnUNetv2_plan_and_preprocess) or nnUNetMSFENPlans (nnunet-msfen plan).")
+        arch_kwargs.update({"bottleneck_dropout": cls.bottleneck_dropout, **cls.network_kwargs})
+        return get_network_from_plans(MSFEN_CLASS_NAME, arch_kwargs,
+                                      configuration_manager.network_arch_init_kwargs_req_import,
+                                      num_input_channels, num_output_channels, allow_init=True,
+                                      deep_supervision=enable_deep_supervision)
+
+    def _build_loss(self) -> nn.Module:
+        loss = super()._build_loss()
+        compound = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
+        compound.weight_ce, compound.weight_dice = self.ce_weight, self.dice_weight
+        return loss

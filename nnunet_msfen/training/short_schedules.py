@@ -1,0 +1,44 @@
+"""Short schedules for smoke runs, demos and equal-budget comparisons; never for reported results.
+
+``*_Smoke``: 2 epochs of 2 iterations and a checkpoint every epoch (tests and CI). The ``nnUNetTrainer_*``
+classes give nnU-Net's baseline the very same schedule, so that a comparison differs only in the network.
+"""
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
+
+
+def _shorten(trainer: nnUNetTrainer, epochs: int, iterations: int, val_iterations: int, save_every: int) -> None:
+    trainer.num_epochs = epochs
+    trainer.num_iterations_per_epoch = iterations
+    trainer.num_val_iterations_per_epoch = val_iterations
+    trainer.save_every = save_every
+
+
+class nnUNetTrainerMSFEN_Smoke(nnUNetTrainerMSFEN):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        _shorten(self, epochs=2, iterations=2, val_iterations=1, save_every=1)
+
+
+class nnUNetTrainer_Smoke(nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        _shorten(self, epochs=2, iterations=2, val_iterations=1, save_every=1)
+
+
+class nnUNetTrainerMSFEN_5epochs(nnUNetTrainerMSFEN):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 5
+
+
+class nnUNetTrainerMSFEN_50epochs(nnUNetTrainerMSFEN):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 50
