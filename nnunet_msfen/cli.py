@@ -12,6 +12,9 @@ from typing import List, Optional
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "plan": ("nnunet_msfen.plans.plan_command", "plan (and preprocess) a dataset with nnUNetPlannerMSFEN"),
+    "convert-brats": ("nnunet_msfen.dataset_conversion.convert_brats", "convert a BraTS release to an nnU-Net raw dataset"),
+    "export-brats": ("nnunet_msfen.dataset_conversion.export_brats", "nnU-Net predictions -> BraTS labels and file names"),
+    "phantom": ("nnunet_msfen.dataset_conversion.phantom", "write synthetic BraTS-like cases in a release's layout"),
 }
 
 

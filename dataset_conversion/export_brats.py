@@ -1,0 +1,161 @@
+"""Export nnU-Net predictions as a BraTS submission: portal labels, portal file names, the input's geometry.
+
+What the portals expect (from the BraTS instructions of each year, summarised):
+
+* legacy (BraTS 2018-2020 on CBICA's IPP, 2021 on Synapse): one ``<CaseID>.nii.gz`` per case, e.g.
+  ``BraTS20_Validation_001.nii.gz`` or ``BraTS2021_00001.nii.gz``, labels 1 NCR/NET, 2 ED, 4 ET, in the
+  240x240x155 grid and header (spacing, origin, direction) of the case's input images.
+* 2023 (BraTS 2023/2024 GLI on Synapse): ``<CaseID>.nii.gz``, e.g. ``BraTS-GLI-00001-000.nii.gz``, labels
+  1 NETC, 2 SNFH, 3 ET, same grid and header as the inputs.
+
+nnU-Net's predictions already have the geometry of the images they were predicted from (convert-brats keeps
+the source geometry), so it is copied unchanged; only the labels are mapped (1->2, 2->1, 3->4 or 3->3) and
+stored as uint8. The BraTS case id and the convention come from the dataset's ``brats_cases.json`` when given
+(``--mapping`` or ``-d``), otherwise the prediction's file name is taken as the case id.
+"""
+import argparse
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from nnunet_msfen.dataset_conversion.brats_labels import CONVENTIONS, NNUNET_LABELS, check_convention
+from nnunet_msfen.dataset_conversion.brats_layouts import check_plain_name, is_junk
+from nnunet_msfen.dataset_conversion.errors import BratsConversionError
+
+
+def _mapping_for(mapping: Optional[Path], dataset_id: Optional[int]) -> Optional[Dict[str, Any]]:
+    from nnunet_msfen.dataset_conversion.convert_brats import nnunet_raw_dir
+    from nnunet_msfen.dataset_conversion.manifest import MANIFEST_NAME, load_manifest
+
+    if mapping is not None and dataset_id is not None:
+        raise ValueError("give either a mapping file or a dataset id, not both")
+    if dataset_id is not None:
+        found = sorted(nnunet_raw_dir().glob(f"Dataset{dataset_id:03d}_*/{MANIFEST_NAME}"))
+        if len(found) != 1:
+            raise BratsConversionError(f"expected one dataset {dataset_id} with a {MANIFEST_NAME} in "
+                                       f"{nnunet_raw_dir()}, found {[str(p) for p in found]}")
+        mapping = found[0]
+    return load_manifest(mapping) if mapping is not None else None
+
+
+def _plan(pred_dir: Path, manifest: Optional[Dict[str, Any]]) -> List[Tuple[Path, str]]:
+    """(prediction file, BraTS case id) for every prediction, every id checked to be a plain name."""
+    preds = sorted(p for p in pred_dir.iterdir() if p.name.endswith(".nii.gz") and not is_junk(p.name))
+    if not preds:
+        raise BratsConversionError(f"no .nii.gz predictions in {pred_dir}")
+    plan, seen = [], {}
+    for p in preds:
+        nnunet_id = p.name[: -len(".nii.gz")]
+        if manifest is not None:
+            if nnunet_id not in manifest["cases"]:
+                raise BratsConversionError(f"prediction {p} has no case {nnunet_id!r} in the dataset's mapping")
+            case_id = manifest["cases"][nnunet_id]["brats_id"]
+        else:
+            case_id = nnunet_id
+        try:
+            check_plain_name(case_id)
+        except ValueError as e:
+            raise BratsConversionError(f"prediction {p}: {e}") from None
+        if case_id in seen:
+            raise BratsConversionError(f"predictions {seen[case_id]} and {p} both map to case {case_id}")
+        seen[case_id] = p
+        plan.append((p, case_id))
+    return plan
+
+
+def _read_prediction(path: Path) -> Tuple[Any, Any]:
+    import numpy as np
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise BratsConversionError(f"prediction {path} is unreadable: {str(e).strip().splitlines()[-1]}") from None
+    arr = sitk.GetArrayFromImage(img)
+    unknown = sorted(set(np.unique(arr).tolist()) - set(NNUNET_LABELS))
+    if unknown:
+        raise BratsConversionError(f"prediction {path} has label value(s) {unknown}; nnU-Net BraTS labels are "
+                                   f"{list(NNUNET_LABELS)}")
+    return img, arr
+
+
+def export_brats(pred_dir: Path, out_dir: Path, convention: Optional[str] = None, mapping: Optional[Path] = None,
+                 dataset_id: Optional[int] = None, overwrite: bool = False) -> List[Path]:
+    """Write ``out_dir/<CaseID>.nii.gz`` in BraTS labels for every ``*.nii.gz`` prediction in ``pred_dir``.
+
+    Args:
+        pred_dir: nnU-Net prediction folder (its json files are ignored).
+        out_dir: submission folder (created; files written atomically).
+        convention: ``legacy`` or ``2023``; defaults to the mapping's, required without a mapping.
+        mapping: a dataset's ``brats_cases.json`` (nnU-Net id -> BraTS id and convention).
+        dataset_id: find the mapping in ``$nnUNet_raw/DatasetIII_*`` instead.
+        overwrite: replace existing files in ``out_dir`` that differ.
+
+    Returns the written files. Raises ValueError for invalid arguments and BratsConversionError for a bad
+    prediction (naming the file); everything is checked before the first file is written.
+    """
+    import numpy as np
+    import SimpleITK as sitk
+
+    from nnunet_msfen.dataset_conversion.atomic_io import atomic_write_image, remove_scratch
+    from nnunet_msfen.dataset_conversion.brats_labels import from_nnunet
+
+    pred_dir, out_dir = Path(pred_dir), Path(out_dir)
+    if not pred_dir.is_dir():
+        raise ValueError(f"prediction folder {pred_dir} does not exist")
+    manifest = _mapping_for(mapping, dataset_id)
+    if convention is None:
+        if manifest is None:
+            raise ValueError("without a mapping (--mapping or -d) the convention (legacy or 2023) must be given")
+        convention = manifest["convention"]
+    check_convention(convention)
+    if manifest is not None and manifest["convention"] != convention:
+        raise ValueError(f"convention {convention!r} contradicts the dataset's {manifest['convention']!r} "
+                         f"(release {manifest['release']})")
+    plan = _plan(pred_dir, manifest)
+    clashes = []
+    for p, case_id in plan:  # check every prediction (and every existing target) before writing anything
+        _, arr = _read_prediction(p)
+        target = out_dir / f"{case_id}.nii.gz"
+        if target.exists() and not overwrite and not np.array_equal(
+                sitk.GetArrayFromImage(sitk.ReadImage(str(target))), from_nnunet(arr, convention)):
+            clashes.append(str(target))
+    if clashes:
+        raise BratsConversionError(f"{len(clashes)} file(s) in {out_dir} differ from this export, use "
+                                   f"--overwrite to replace them: {clashes[:3]}")
+    written = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for p, case_id in plan:
+        img, arr = _read_prediction(p)
+        out = sitk.GetImageFromArray(from_nnunet(arr, convention))
+        out.CopyInformation(img)
+        atomic_write_image(out, out_dir / f"{case_id}.nii.gz", out_dir)
+        written.append(out_dir / f"{case_id}.nii.gz")
+    remove_scratch(out_dir)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nnunet-msfen export-brats``."""
+    parser.add_argument("pred_dir", type=Path, metavar="IN", help="folder of nnU-Net predictions (*.nii.gz)")
+    parser.add_argument("out_dir", type=Path, metavar="OUT", help="submission folder to write")
+    parser.add_argument("--convention", choices=CONVENTIONS, default=None,
+                        help="BraTS labels: legacy (1/2/4, 2018-2021) or 2023 (1/2/3); default: the dataset's")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--mapping", type=Path, default=None, help="the dataset's brats_cases.json")
+    group.add_argument("-d", "--dataset-id", type=int, default=None,
+                       help="take brats_cases.json from $nnUNet_raw/DatasetIII_*")
+    parser.add_argument("--overwrite", action="store_true", help="replace differing files in OUT")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the export; user errors become CommandError (exit 1)."""
+    from nnunet_msfen.cli import CommandError
+
+    try:
+        written = export_brats(args.pred_dir, args.out_dir, args.convention, args.mapping, args.dataset_id,
+                               args.overwrite)
+    except (BratsConversionError, ValueError) as e:
+        raise CommandError(str(e)) from None
+    print(f"wrote {len(written)} segmentation(s) to {args.out_dir}{os.sep}")
+    return 0

@@ -1,0 +1,74 @@
+"""The record a conversion keeps in its dataset folder: ``brats_cases.json``.
+
+It maps every nnU-Net case id to its original BraTS case id, release and label convention (what export-brats
+needs to name and relabel predictions for the portal) and stores, per converted case, the size and mtime of
+each source file and the size of each output file: a rerun skips a case only when both still match, and a
+dataset folder whose record disagrees with the source is "different content" (refused without --overwrite).
+"""
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List
+
+from nnunet_msfen.dataset_conversion.brats_layouts import BratsCase
+from nnunet_msfen.dataset_conversion.errors import BratsConversionError
+from nnunet_msfen.dataset_conversion.validation import source_files
+
+MANIFEST_NAME = "brats_cases.json"
+FORMAT = 1
+
+
+def new_manifest(src: Path, release: str, convention: str) -> Dict[str, Any]:
+    """An empty record for a conversion of ``src``."""
+    return {"format": FORMAT, "written_by": "nnunet-msfen convert-brats", "source": str(src),
+            "release": release, "convention": convention, "cases": {}, "skipped": {}}
+
+
+def load_manifest(path: Path) -> Dict[str, Any]:
+    """Read a record; BratsConversionError naming the file if it is not one."""
+    try:
+        m = json.loads(Path(path).read_text())
+        if not isinstance(m, dict) or m.get("format") != FORMAT or not isinstance(m.get("cases"), dict):
+            raise ValueError(f"not a format-{FORMAT} record")
+    except (OSError, ValueError) as e:
+        raise BratsConversionError(f"{path} is not a readable convert-brats record: {e}") from None
+    return m
+
+
+def source_stamp(case: BratsCase) -> Dict[str, Dict[str, Any]]:
+    """Name, size and mtime of each source file of ``case`` (cheap: no file is read)."""
+    stamp = {}
+    for p in source_files(case):
+        st = os.stat(p)
+        stamp[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return stamp
+
+
+def outputs_intact(dataset_dir: Path, record: Dict[str, Any]) -> bool:
+    """Whether every output file of a case record exists with its recorded size."""
+    for rel, size in record["outputs"].items():
+        p = Path(dataset_dir) / rel
+        if not p.is_file() or p.stat().st_size != size:
+            return False
+    return True
+
+
+def conflicts(manifest: Dict[str, Any], src: Path, release: str, cases: List[BratsCase]) -> List[str]:
+    """Why an existing dataset's record differs from converting ``cases`` of ``src`` ([] if it does not).
+
+    New cases are no conflict (a rerun after fixing a skipped case adds it); a recorded case missing from the
+    source, a changed source file, another source folder or release are.
+    """
+    why = []
+    if manifest["source"] != str(src):
+        why.append(f"it was converted from {manifest['source']}, not {src}")
+    if manifest["release"] != release:
+        why.append(f"it holds release {manifest['release']}, the source is release {release}")
+    by_id = {c.case_id: c for c in cases}
+    for case_id, record in manifest["cases"].items():
+        case = by_id.get(record["brats_id"])
+        if case is None:
+            why.append(f"case {case_id} is not in the source any more")
+        elif source_stamp(case) != record["sources"]:
+            why.append(f"source files of case {case_id} changed since it was converted")
+    return why

@@ -1,0 +1,117 @@
+"""Write synthetic BraTS-like cases (phantom_case.py) in the folder layout and file naming of a BraTS release.
+
+Layouts (each as distributed, side files included so that the converter meets them as in the real release):
+2018 and 2019 ``HGG/``/``LGG/`` subfolders with CSV files; 2020 uncompressed ``.nii`` with ``name_mapping.csv``
+and ``survival_info.csv``; 2021 ``BraTS2021_NNNNN``; 2023 ``BraTS-GLI-NNNNN-000`` with t1n/t1c/t2w/t2f and 2023
+labels. Case i uses the seed (seed, i), so adding cases never changes the earlier ones.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from nnunet_msfen.dataset_conversion.brats_layouts import RELEASES, is_junk
+from nnunet_msfen.dataset_conversion.errors import BratsConversionError
+
+# layout -> (release folder, grade subfolders?, case id format, first index, file ending, side files)
+LAYOUTS: Dict[str, Tuple[str, bool, str, int, str, Dict[str, str]]] = {
+    "2018": ("MICCAI_BraTS_2018_Data_Training", True, "Brats18_PHA_{:03d}_1", 1, ".nii.gz",
+             {"survival_data.csv": "BraTS18ID,Age,Survival,ResectionStatus\n"}),
+    "2019": ("MICCAI_BraTS_2019_Data_Training", True, "BraTS19_PHA_{:03d}_1", 1, ".nii.gz",
+             {"name_mapping.csv": "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,"
+                                  "BraTS_2019_subject_ID\n",
+              "survival_data.csv": "BraTS19ID,Age,Survival,ResectionStatus\n"}),
+    "2020": ("MICCAI_BraTS2020_TrainingData", False, "BraTS20_Training_{:03d}", 1, ".nii",
+             {"name_mapping.csv": "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,"
+                                  "BraTS_2019_subject_ID,BraTS_2020_subject_ID\n",
+              "survival_info.csv": "Brats20ID,Age,Survival_days,Extent_of_Resection\n"}),
+    "2021": ("BraTS2021_Training_Data", False, "BraTS2021_{:05d}", 0, ".nii.gz", {}),
+    "2023": ("ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData", False, "BraTS-GLI-{:05d}-000", 0, ".nii.gz", {}),
+}
+MAX_CASES = 999
+
+
+def _existing_cases(root: Path) -> List[str]:
+    found = []
+    for d in [root] + [root / g for g in ("HGG", "LGG") if (root / g).is_dir()]:
+        found += [p.name for p in d.iterdir() if p.is_dir() and p.name not in ("HGG", "LGG") and not is_junk(p.name)]
+    return found
+
+
+def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Sequence[int] = (64, 64, 64),
+                             seed: int = 0, progress: bool = False) -> List[Path]:
+    """Write ``n`` phantom cases under ``out/<release folder>/``; returns the case folders in order.
+
+    Rerunning with the same arguments rewrites identical files (each written atomically). Raises ValueError for
+    invalid arguments, BratsConversionError if the release folder already holds cases this call would not
+    write (a phantom set of another size or another tool's data must not be mixed into this one).
+    """
+    import SimpleITK as sitk
+    from tqdm import tqdm
+
+    from nnunet_msfen.dataset_conversion.atomic_io import (atomic_path, atomic_write_image, atomic_write_json,
+                                                           remove_scratch)
+    from nnunet_msfen.dataset_conversion.phantom_case import generate_phantom_case
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+    if not isinstance(n, int) or not 1 <= n <= MAX_CASES:
+        raise ValueError(f"n must be an integer from 1 to {MAX_CASES}, got {n!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    folder, graded, id_format, first, ending, side_files = LAYOUTS[layout]
+    release = RELEASES[layout]
+    root = Path(out) / folder
+    ids = [id_format.format(first + i) for i in range(n)]
+    if root.is_dir():
+        foreign = sorted(set(_existing_cases(root)) - set(ids))
+        if foreign:
+            raise BratsConversionError(f"{root} already holds other cases {foreign[:5]}; choose an empty OUT")
+    case_dirs = []
+    for i, case_id in enumerate(tqdm(ids, desc="phantom", unit="case", disable=not progress, file=sys.stderr)):
+        case = generate_phantom_case(shape, seed=_case_seed(seed, i), convention=release.convention)
+        case_dir = root / (case.grade if graded else "") / case_id
+        arrays = list(zip(release.modality_suffixes, (case.images[m] for m in ("t1", "t1ce", "t2", "flair"))))
+        for suffix, arr in arrays + [(release.seg_suffix, case.seg)]:
+            img = sitk.GetImageFromArray(arr)
+            img.SetSpacing(case.spacing)
+            img.SetOrigin(case.origin)
+            atomic_write_image(img, case_dir / (release.file_stem(case_id, suffix) + ending), root)
+        case_dirs.append(case_dir)
+    for name, header in side_files.items():  # header-only CSVs: present like in the release, never read
+        with atomic_path(root / name, root) as tmp:
+            tmp.write_text(header)
+    atomic_write_json({"layout": layout, "n": n, "shape": list(shape), "seed": seed}, Path(out) / "phantom.json",
+                      root)
+    remove_scratch(root)
+    return case_dirs
+
+
+def _case_seed(seed: int, index: int) -> int:
+    """Seed of case ``index``: independent streams per (seed, index), stable when n grows."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nnunet-msfen phantom``."""
+    parser.add_argument("out", type=Path, metavar="OUT", help="folder to write the release folder into")
+    parser.add_argument("-n", type=int, required=True, help="number of cases")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="2021", help="BraTS release layout (2021)")
+    parser.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=(64, 64, 64),
+                        help="grid size in voxels of 1 mm (default 64 64 64)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the phantom cases; user errors become CommandError (exit 1)."""
+    from nnunet_msfen.cli import CommandError
+
+    try:
+        dirs = generate_phantom_dataset(args.out, args.n, args.layout, tuple(args.shape), args.seed,
+                                        progress=True)
+    except (BratsConversionError, ValueError) as e:
+        raise CommandError(str(e)) from None
+    print(f"wrote {len(dirs)} phantom case(s) in the BraTS {args.layout} layout under {args.out}")
+    return 0

@@ -1,0 +1,108 @@
+"""One synthetic BraTS-like case as numpy arrays: four MRI contrasts (int16) and a tumour label map.
+
+Tumours: a main glioma (irregular core of necrosis inside an enhancing rim, or a non-enhancing "LGG-like"
+core, inside edema) at a random deep position, and often one or two small lesions of 1-4 voxels in diameter
+(< 5 mm at 1 mm spacing). Contrasts follow the usual appearance: T1 hypointense tumour; T1ce bright enhancing
+rim around a dark necrotic core; T2 bright CSF, edema and necrosis; FLAIR dark CSF, bright edema. Then partial
+volume blur, a smooth multiplicative bias field, Gaussian noise and a per-contrast intensity scale, as int16 with
+a zero background like the skull-stripped BraTS volumes. The contrast-to-noise ratio of each tumour class is
+high enough (>= 10 in its defining contrast) that a small network learns it within minutes.
+"""
+from dataclasses import dataclass
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from nnunet_msfen.dataset_conversion.brain_template import CSF, GM, WM, procedural_brain, smooth_noise
+from nnunet_msfen.dataset_conversion.brats_labels import from_nnunet
+
+MODALITIES = ("t1", "t1ce", "t2", "flair")
+ED, NCR, ET, NET = 1, 2, 3, 4  # internal classes; NET = non-enhancing solid core, labelled NCR/NET (2)
+#            background, CSF,  GM,   WM,   ED,   NCR,  ET,   NET
+_MEANS = {"t1": (0.0, 0.30, 0.60, 0.85, 0.55, 0.25, 0.55, 0.45),
+          "t1ce": (0.0, 0.32, 0.62, 0.86, 0.58, 0.28, 1.40, 0.50),
+          "t2": (0.0, 1.00, 0.62, 0.42, 0.88, 1.05, 0.72, 0.92),
+          "flair": (0.0, 0.12, 0.62, 0.48, 1.00, 0.55, 0.80, 0.88)}
+NOISE_SIGMA = 0.025
+LGG_PROBABILITY = 0.15
+
+
+@dataclass
+class PhantomCase:
+    """Arrays in (z, y, x) order; ``images`` int16 per modality, ``seg`` uint8 in ``convention`` labels."""
+
+    images: Dict[str, np.ndarray]
+    seg: np.ndarray
+    convention: str
+    spacing: Tuple[float, float, float]
+    origin: Tuple[float, float, float]
+    grade: str  # "HGG" (enhancing) or "LGG" (no enhancing tumour), for the 2018/2019 folder split
+
+
+def _lesion(classes: np.ndarray, parenchyma: np.ndarray, center, radius: float, rng: np.random.Generator,
+            necrosis: float, enhancing: bool, edema: float) -> None:
+    """Paint one tumour into ``classes`` (0 = none): ED outside, then ET rim or NET core, NCR innermost."""
+    half = int(np.ceil(radius * edema * 1.35)) + 2
+    box = tuple(slice(max(0, c - half), min(s, c + half + 1)) for c, s in zip(center, classes.shape))
+    grids = np.ogrid[box]
+    scales = radius * rng.uniform(0.75, 1.3, 3)
+    d = np.sqrt(sum(((g - c) / s) ** 2 for g, c, s in zip(grids, center, scales)))
+    if radius > 3:  # irregular outline; tiny lesions stay compact so that they survive as lesions
+        d = d + 0.18 * smooth_noise(rng, d.shape, [3, 3, 3])
+    core = (d < 1) & (parenchyma[box] | (d < 0.5))
+    wt = ((d < edema) & parenchyma[box]) | ndimage.binary_dilation(core)  # core always wrapped in edema
+    sub = classes[box]
+    sub[wt & (sub == 0)] = ED
+    sub[core] = ET if enhancing else NET
+    if enhancing and necrosis > 0:
+        sub[(d < necrosis) & ndimage.binary_erosion(core)] = NCR  # the rim stays at least one voxel thick
+
+
+def _tumours(tissue: np.ndarray, radius_map: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
+    classes = np.zeros(tissue.shape, np.uint8)
+    parenchyma = (tissue == GM) | (tissue == WM)
+    deep = np.flatnonzero(parenchyma & (radius_map < 0.65))
+    lgg = rng.random() < LGG_PROBABILITY
+    r_main = rng.uniform(0.06, 0.15) * min(tissue.shape)
+    center = np.unravel_index(rng.choice(deep), tissue.shape)
+    _lesion(classes, parenchyma, center, r_main, rng, necrosis=rng.choice([0.0, rng.uniform(0.35, 0.7)], p=[0.2, 0.8]),
+            enhancing=not lgg, edema=rng.uniform(1.3, 2.0))
+    for _ in range(rng.choice([0, 1, 2], p=[0.4, 0.4, 0.2])):  # small lesions, diameter 1.6-4.4 voxels
+        center = np.unravel_index(rng.choice(deep), tissue.shape)
+        _lesion(classes, parenchyma, center, rng.uniform(0.8, 2.2), rng, necrosis=0.0, enhancing=not lgg,
+                edema=rng.uniform(1.5, 2.5))
+    return classes, lgg
+
+
+def generate_phantom_case(shape: Sequence[int] = (64, 64, 64), seed: int = 0,
+                          convention: str = "legacy") -> PhantomCase:
+    """A phantom case on a grid of ``shape`` = (X, Y, Z) voxels (SimpleITK order) of 1 mm, deterministic in ``seed``.
+
+    Args:
+        shape: grid size (X, Y, Z), each at least 16.
+        seed: any non-negative integer; the same seed gives the same arrays.
+        convention: labels of the result, ``legacy`` (1 NCR/NET, 2 ED, 4 ET) or ``2023`` (1, 2, 3).
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 16:
+        raise ValueError(f"shape must be three sizes of at least 16 voxels, got {shape}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(seed)
+    tissue, radius_map = procedural_brain(shape[::-1], rng)
+    classes, lgg = _tumours(tissue, radius_map, rng)
+    cls = np.where(classes > 0, classes.astype(np.int64) + 3, tissue)  # index into the _MEANS columns
+    mask = cls > 0
+    images = {}
+    for m in MODALITIES:
+        img = np.asarray(_MEANS[m], np.float32)[cls]
+        img *= 1 + 0.04 * smooth_noise(rng, img.shape, [s // 4 for s in img.shape])  # tissue texture
+        img = ndimage.gaussian_filter(img, 0.6)  # partial volume
+        img *= np.exp(0.15 * smooth_noise(rng, img.shape, [3, 3, 3]))  # bias field
+        img += rng.normal(0, NOISE_SIGMA, img.shape).astype(np.float32)
+        img = np.clip(img, 0, None) * rng.uniform(400, 1200) * mask
+        images[m] = np.round(img).astype(np.int16)
+    nnunet = np.select([classes == ED, (classes == NCR) | (classes == NET), classes == ET], [1, 2, 3], 0)
+    seg = from_nnunet(nnunet.astype(np.uint8), convention)
+    return PhantomCase(images, seg, convention, (1.0, 1.0, 1.0), (0.0, -(shape[1] - 1.0), 0.0), "LGG" if lgg else "HGG")
