@@ -15,6 +15,9 @@ SUBCOMMANDS = {
     "convert-brats": ("nnunet_msfen.dataset_conversion.convert_brats", "convert a BraTS release to an nnU-Net raw dataset"),
     "export-brats": ("nnunet_msfen.dataset_conversion.export_brats", "nnU-Net predictions -> BraTS labels and file names"),
     "phantom": ("nnunet_msfen.dataset_conversion.phantom", "write synthetic BraTS-like cases in a release's layout"),
+    "evaluate": ("nnunet_msfen.evaluation.evaluate", "region and BraTS lesion-wise metrics of a prediction folder"),
+    "compare": ("nnunet_msfen.evaluation.compare", "compare two trainers' cross-validation results, with a report"),
+    "postprocess": ("nnunet_msfen.evaluation.postprocessing", "apply the BraTS enhancing-tumour rule to a folder"),
 }
 
 

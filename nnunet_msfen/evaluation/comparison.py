@@ -1,0 +1,146 @@
+"""The numbers of a two-model comparison (statistics, cost, curves, postprocessing) and writing its report."""
+import os
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from nnunet_msfen.evaluation.evaluate import evaluate_pairs, save_results
+from nnunet_msfen.evaluation.io import SEG_SUFFIX, read_segmentation, write_json
+from nnunet_msfen.evaluation.metrics import HIGHER_IS_BETTER
+from nnunet_msfen.evaluation.regions import REGIONS, check_convention, region_masks
+from nnunet_msfen.evaluation.stats import bootstrap_ci, holm, wilcoxon_p
+
+TESTED_METRICS: Tuple[str, ...] = ("dice", "hd95", "lesion_dice", "lesion_hd95", "sensitivity", "precision")
+ALPHA = 0.05
+
+
+def _describe(values: Sequence[float]) -> Dict[str, float]:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0}
+
+
+def stats_table(per_case_a: Mapping, per_case_b: Mapping, names: Tuple[str, str]) -> List[Dict]:
+    """One row per region and tested metric: descriptive statistics of A and B, mean difference B - A with a
+    paired bootstrap 95% CI, Wilcoxon p, Holm-corrected p over all rows, and a verdict."""
+    cases = sorted(per_case_a)
+    if sorted(per_case_b) != cases:
+        raise ValueError("the two models were evaluated on different cases")
+    rows = []
+    for region in REGIONS:
+        for metric in TESTED_METRICS:
+            a = [per_case_a[c][region][metric] for c in cases]
+            b = [per_case_b[c][region][metric] for c in cases]
+            diff, low, high = bootstrap_ci(a, b)
+            rows.append({"region": region, "metric": metric, "A": _describe(a), "B": _describe(b), "diff": diff,
+                         "ci_low": low, "ci_high": high, "p": wilcoxon_p(a, b)})
+    for row, p_holm in zip(rows, holm([r["p"] for r in rows])):
+        row["p_holm"] = float(p_holm)
+        row["verdict"] = row_verdict(row, names)
+    return rows
+
+
+def row_verdict(row: Mapping, names: Tuple[str, str]) -> str:
+    """"B better" / "A better" when the Holm p is below ALPHA and the CI excludes 0, else no difference."""
+    excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+    if row["p_holm"] >= ALPHA or not excludes_zero:
+        return "no significant difference"
+    b_better = (row["diff"] > 0) == HIGHER_IS_BETTER[row["metric"]]
+    return f"{names[1] if b_better else names[0]} better"
+
+
+def overall_verdict(rows: List[Mapping], names: Tuple[str, str], n_cases: int) -> str:
+    """A plain-words summary of the table."""
+    b_wins = [r for r in rows if r["verdict"] == f"{names[1]} better"]
+    a_wins = [r for r in rows if r["verdict"] == f"{names[0]} better"]
+    rule = (f"Holm-corrected Wilcoxon p < {ALPHA} and a bootstrap 95% CI of the paired difference excluding 0, "
+            f"{len(rows)} region-metric comparisons, {n_cases} cases")
+    if not b_wins and not a_wins:
+        return f"No significant difference between {names[1]} and {names[0]} on any comparison ({rule})."
+    parts = []
+    for winner, loser, wins in ((names[1], names[0], b_wins), (names[0], names[1], a_wins)):
+        if wins:
+            what = ", ".join(f"{r['region']} {r['metric']} ({r['diff']:+.3f})" for r in wins)
+            parts.append(f"{winner} is significantly better than {loser} on {len(wins)} of {len(rows)}: {what}")
+    return "; ".join(parts) + f" ({rule}; differences are {names[1]} - {names[0]})."
+
+
+def _curves_for(pairs: Mapping, convention: str) -> Tuple[Optional[Dict], str]:
+    """ROC/PR curves per region from the ``.npz`` files beside the predictions, or None and why not."""
+    from nnunet_msfen.evaluation.io import read_json
+    from nnunet_msfen.evaluation.probabilities import accumulate, curves, region_channels
+
+    preds = [p for p, _ in pairs.values() if p is not None]
+    npz = [p[: -len(SEG_SUFFIX)] + ".npz" for p in preds]
+    if not preds or not all(os.path.isfile(f) for f in npz):
+        return None, "not available: the predictions have no .npz probabilities (train/predict with --npz)"
+    # nnU-Net copies dataset.json to the trainer folder (fold_x/validation/../..) and to predict outputs
+    folder = Path(preds[0]).parent
+    candidates = [folder / "dataset.json", folder.parent.parent / "dataset.json"]
+    found = [c for c in candidates if c.is_file()]
+    if not found:
+        return None, f"not available: no dataset.json beside the predictions ({candidates[0]} or {candidates[1]})"
+    _, channels = region_channels(read_json(found[0]), check_convention(convention))
+    hist: Dict[str, np.ndarray] = {}
+    for case, (pred, ref) in pairs.items():
+        if pred is None:
+            continue
+        with np.load(pred[: -len(SEG_SUFFIX)] + ".npz") as data:
+            probs = data["probabilities"]
+        accumulate(hist, probs, region_masks(read_segmentation(ref)[0], convention), channels)
+    return {region: curves(h) for region, h in hist.items()}, ""
+
+
+def _overlay_cases(per_case_b: Mapping, setup: Mapping, convention: str) -> List[Dict]:
+    """Best, median and worst case by B's mean Dice over the regions, with the arrays for the overlays."""
+    ranked = sorted(per_case_b, key=lambda c: np.mean([per_case_b[c][r]["dice"] for r in REGIONS]))
+    picks = [("best", ranked[-1]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[0])]
+    out = []
+    for label, case in picks:
+        ref_path = setup["pairs"][0][case][1]
+        ref = read_segmentation(ref_path)[0]
+        preds = [read_segmentation(p[case][0])[0] if p[case][0] else np.zeros_like(ref) for p in setup["pairs"]]
+        image = None
+        raw = setup.get("raw_images")
+        if raw is not None and (raw / f"{case}_0000{SEG_SUFFIX}").is_file():
+            image = read_segmentation(raw / f"{case}_0000{SEG_SUFFIX}")[0]
+        out.append({"label": label, "case": case, "image": image, "ref": ref, "preds": preds,
+                    "dice_b": float(np.mean([per_case_b[case][r]["dice"] for r in REGIONS]))})
+    return out
+
+
+def compare_and_report(setup: Mapping, convention: str = "nnunet", num_processes: int = 1) -> Dict[str, str]:
+    """Evaluate both sides of ``setup`` (from ``compare._resolve``), run the statistics and the postprocessing
+    study, and write the report; returns the verdict and the report paths."""
+    from nnunet_msfen.evaluation.cost import training_cost
+    from nnunet_msfen.evaluation.figures import make_figures
+    from nnunet_msfen.evaluation.postprocessing import threshold_study
+    from nnunet_msfen.evaluation.report import write_report
+
+    names, out = setup["names"], Path(setup["out"])
+    results = [evaluate_pairs(p, convention, num_processes) for p in setup["pairs"]]
+    rows = stats_table(results[0]["per_case"], results[1]["per_case"], names)
+    n_cases = len(results[0]["per_case"])
+    comparison = {
+        "names": list(names), "source": setup["source"], "labels": convention, "n_cases": n_cases,
+        "missing": {names[i]: results[i]["missing"] for i in range(2)},
+        "folds": {names[i]: [f.name for f in setup["folds"][i]] for i in range(2)},
+        "table": rows, "verdict": overall_verdict(rows, names, n_cases),
+        "descriptive": {names[i]: results[i]["mean"] for i in range(2)},
+        "cost": {names[i]: training_cost(setup["folds"][i]) if setup["folds"][i] else None for i in range(2)},
+        "postprocessing": {names[i]: threshold_study(setup["pairs"][i], convention) for i in range(2)},
+    }
+    curve_sets = [_curves_for(p, convention) for p in setup["pairs"]]
+    comparison["curves_note"] = {names[i]: curve_sets[i][1] for i in range(2)}
+    comparison["auc"] = {names[i]: ({r: (c or {}).get("auc") for r, c in curve_sets[i][0].items()}
+                                    if curve_sets[i][0] else None) for i in range(2)}
+    figures = make_figures(results, names, [c[0] for c in curve_sets],
+                           _overlay_cases(results[1]["per_case"], setup, convention))
+    # every number is computed before the first file is written, so a bad input leaves no partial report
+    out.mkdir(parents=True, exist_ok=True)
+    for i, tag in enumerate(("A", "B")):
+        save_results(results[i], str(out / f"metrics_{tag}.json"))
+        write_json(out / f"postprocessing_{tag}.json", comparison["postprocessing"][names[i]])
+    write_json(out / "compare.json", comparison)
+    md, html = write_report(out, comparison, figures)
+    return {"verdict": comparison["verdict"], "report_md": str(md), "report_html": str(html)}

@@ -1,0 +1,163 @@
+"""Evaluate a folder of predicted label maps against a folder of references (``nnunet-msfen evaluate``).
+
+Writes ``{"per_case": {CASE: {"WT": {metric: value}, "TC": ..., "ET": ...}}, "mean": {...}, "missing": [...]}``
+to OUT.json and the same numbers, one row per case and region, to OUT.csv beside it. A reference case without a
+prediction is scored as an empty prediction and listed under "missing": dropping it would flatter the model.
+"""
+import argparse
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from nnunet_msfen.evaluation.io import (SEG_SUFFIX, check_same_geometry, list_cases, read_segmentation,
+                                        spacing_zyx, write_csv, write_json)
+from nnunet_msfen.evaluation.regions import CONVENTIONS, REGIONS, check_convention, check_labels, region_masks
+
+CaseResult = Dict[str, Dict[str, Optional[float]]]
+
+
+def evaluate_arrays(pred: np.ndarray, ref: np.ndarray, spacing: Tuple[float, ...],
+                    convention: str = "nnunet") -> CaseResult:
+    """Region and lesion-wise metrics of one case, given label arrays and the spacing in array axis order."""
+    # SciPy is imported here, not at module level: the CLI imports this module for every `nnunet-msfen --help`
+    from nnunet_msfen.evaluation.lesion_wise import lesion_wise
+    from nnunet_msfen.evaluation.metrics import region_metrics
+
+    pred_regions, ref_regions = region_masks(pred, convention), region_masks(ref, convention)
+    result = {}
+    for region in REGIONS:
+        scores: Dict[str, Optional[float]] = region_metrics(pred_regions[region], ref_regions[region], spacing)
+        scores.update(lesion_wise(pred_regions[region], ref_regions[region], spacing))
+        result[region] = scores
+    return result
+
+
+def evaluate_case(pred_path: Optional[str], ref_path: str, convention: str = "nnunet") -> CaseResult:
+    """Metrics of one case read from disk; ``pred_path`` None means a missing (empty) prediction."""
+    ref, ref_geometry = read_segmentation(ref_path)
+    check_labels(ref, convention, ref_path)
+    if pred_path is None:
+        pred = np.zeros_like(ref)
+    else:
+        pred, pred_geometry = read_segmentation(pred_path)
+        check_same_geometry(pred_geometry, ref_geometry, pred_path, ref_path)
+        check_labels(pred, convention, pred_path)
+    return evaluate_arrays(pred, ref, spacing_zyx(ref_geometry), convention)
+
+
+def _evaluate_star(job: Tuple[Optional[str], str, str]) -> CaseResult:
+    return evaluate_case(*job)
+
+
+def mean_results(per_case: Mapping[str, CaseResult]) -> CaseResult:
+    """Mean of each metric over cases; values that are None (no small lesion in a case) are left out."""
+    if not per_case:
+        raise ValueError("no cases to average")
+    first = next(iter(per_case.values()))
+    mean: CaseResult = {}
+    for region, metrics in first.items():
+        mean[region] = {}
+        for metric in metrics:
+            values = [c[region][metric] for c in per_case.values() if c[region][metric] is not None]
+            mean[region][metric] = float(np.mean(values)) if values else None
+    return mean
+
+
+def evaluate_pairs(pairs: Mapping[str, Tuple[Optional[str], str]], convention: str = "nnunet",
+                   num_processes: int = 1) -> Dict[str, object]:
+    """Evaluate ``{case: (prediction path or None, reference path)}``; the result has per_case, mean, missing."""
+    check_convention(convention)
+    if num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    cases = sorted(pairs)
+    jobs = [(pairs[c][0], pairs[c][1], convention) for c in cases]
+    if num_processes == 1 or len(jobs) < 2:
+        results = [_evaluate_star(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=min(num_processes, len(jobs))) as pool:
+            results = list(pool.map(_evaluate_star, jobs))
+    per_case = dict(zip(cases, results))
+    return {"per_case": per_case, "mean": mean_results(per_case), "missing": [c for c in cases if pairs[c][0] is None],
+            "labels": convention}
+
+
+def folder_pairs(pred_dir: str, ref_dir: str) -> Dict[str, Tuple[Optional[str], str]]:
+    """``{case: (prediction path or None when missing, reference path)}`` for every reference of ``ref_dir``;
+    ``ValueError`` when a folder is missing, the references are empty or a prediction has no reference."""
+    ref_cases = list_cases(ref_dir)
+    if not ref_cases:
+        raise ValueError(f"no {SEG_SUFFIX} files in the reference folder {ref_dir}")
+    pred_cases = set(list_cases(pred_dir))
+    extra = sorted(pred_cases - set(ref_cases))
+    if extra:
+        raise ValueError(f"predictions without a reference in {ref_dir}: {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    return {c: (os.path.join(pred_dir, c + SEG_SUFFIX) if c in pred_cases else None,
+                os.path.join(ref_dir, c + SEG_SUFFIX)) for c in ref_cases}
+
+
+def evaluate_folders(pred_dir: str, ref_dir: str, convention: str = "nnunet", num_processes: int = 1) -> Dict:
+    """Evaluate every reference case of ``ref_dir`` against the file of the same name in ``pred_dir``."""
+    results = evaluate_pairs(folder_pairs(pred_dir, ref_dir), convention, num_processes)
+    results.update(pred=str(pred_dir), ref=str(ref_dir))
+    return results
+
+
+def csv_path_for(json_path: str) -> Path:
+    """OUT.json -> OUT.csv (the CSV lives beside the JSON)."""
+    p = Path(json_path)
+    return p.with_suffix(".csv") if p.suffix == ".json" else p.with_name(p.name + ".csv")
+
+
+def save_results(results: Mapping, json_path: str) -> Path:
+    """Write the JSON and the CSV beside it, each atomically; returns the CSV path."""
+    per_case, mean = results["per_case"], results["mean"]
+    metrics: List[str] = list(next(iter(mean.values())))
+    rows = [[case, region] + ["" if v[m] is None else v[m] for m in metrics]
+            for case, scores in list(per_case.items()) + [("mean", mean)] for region, v in scores.items()]
+    csv_path = csv_path_for(json_path)
+    write_json(json_path, dict(results))
+    write_csv(csv_path, ["case", "region"] + metrics, rows)
+    return csv_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nnunet-msfen evaluate``."""
+    parser.add_argument("pred", help="folder of predicted label maps (*.nii.gz)")
+    parser.add_argument("ref", help="folder of reference label maps with the same file names")
+    parser.add_argument("-o", "--output", required=True, help="OUT.json (OUT.csv is written beside it)")
+    parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS),
+                        help="label convention of both folders (default: nnunet = 1 edema, 2 NCR, 3 ET)")
+    parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
+
+
+def format_mean(mean: Mapping[str, Mapping[str, Optional[float]]]) -> str:
+    """A small text table of the mean metrics, for the terminal."""
+    keys = ["dice", "hd95", "lesion_dice", "lesion_hd95", "small_lesion_dice", "sensitivity", "precision"]
+    lines = ["region " + " ".join(f"{k:>17}" for k in keys)]
+    for region, v in mean.items():
+        lines.append(f"{region:<6} " + " ".join(f"{'n/a' if v[k] is None else f'{v[k]:.4f}':>17}" for k in keys))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``nnunet-msfen evaluate``."""
+    from nnunet_msfen.cli import CommandError
+
+    for folder, what in ((args.pred, "prediction"), (args.ref, "reference")):
+        if not os.path.isdir(folder):
+            raise CommandError(f"{what} folder not found: {folder}")
+    if args.num_processes < 1:
+        raise CommandError(f"-np must be >= 1, got {args.num_processes}")
+    try:
+        results = evaluate_folders(args.pred, args.ref, args.labels, args.num_processes)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    csv_path = save_results(results, args.output)
+    print(format_mean(results["mean"]))
+    if results["missing"]:
+        print(f"missing predictions (scored as empty): {', '.join(results['missing'])}")
+    print(f"wrote {args.output} and {csv_path}")
+    return 0
