@@ -160,6 +160,8 @@ def convert_brats(src: Path, dataset_id: int, name: Optional[str] = None, num_pr
 
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")
+    if name is not None:
+        check_plain_name(name, "dataset name")  # before scanning: argument errors come first
     src = Path(src).absolute()
     cases = find_cases(src)
     release = cases[0].release

@@ -1,4 +1,7 @@
 """Per-case checks done before anything of a case is written: readable files, one geometry, known labels."""
+import gzip
+import os
+import zlib
 from pathlib import Path
 from typing import Any, List, Sequence
 
@@ -14,15 +17,38 @@ SPACING_ORIGIN_ATOL_MM = 1e-3
 DIRECTION_ATOL = 1e-4
 
 
+NIFTI1_HEADER_BYTES = 352  # header + extension flag: the smallest vox_offset of a single-file NIfTI-1
+
+
+def _data_bytes(path: Path) -> int:
+    """Bytes of the (decompressed) file; gzip's CRC and length check catch corrupt or truncated streams."""
+    if not str(path).endswith(".gz"):
+        return os.path.getsize(path)
+    n = 0
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            n += len(chunk)
+    return n
+
+
 def read_image(case_id: str, path: Path) -> Any:
-    """Read a NIfTI file completely (a truncated gzip stream fails only when the voxels are read)."""
+    """Read a NIfTI file completely and check that it holds all its voxels.
+
+    ITK's NIfTI reader fills the missing part of a truncated file with zeros without an error (seen with a cut
+    ``.nii.gz``), so the byte count is checked independently: a truncated download must not become a case.
+    """
     import SimpleITK as sitk
 
     try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as e:
+        img = sitk.ReadImage(str(path))
+        n = _data_bytes(path)
+    except (RuntimeError, OSError, EOFError, zlib.error) as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise BadCaseError(case_id, path, f"unreadable or corrupt NIfTI file: {first}") from None
+    needed = NIFTI1_HEADER_BYTES + img.GetNumberOfPixels() * sitk.GetArrayViewFromImage(img).itemsize
+    if n < needed:
+        raise BadCaseError(case_id, path, f"corrupt (truncated) NIfTI file: {n} bytes, {needed} expected")
+    return img
 
 
 def check_same_geometry(case_id: str, ref: Any, ref_path: Path, img: Any, path: Path) -> None:

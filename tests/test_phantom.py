@@ -1,0 +1,79 @@
+"""The phantom: determinism, label sanity, release layouts the converter accepts."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nnunet_msfen.cli import main
+from nnunet_msfen.dataset_conversion.convert_brats import convert_brats
+from nnunet_msfen.dataset_conversion.errors import BratsConversionError
+from nnunet_msfen.dataset_conversion.phantom import LAYOUTS, generate_phantom_dataset
+from nnunet_msfen.dataset_conversion.phantom_case import generate_phantom_case
+
+SHAPE = (32, 32, 24)
+CONSOLE = Path(sys.executable).parent / "nnunet-msfen"
+
+
+def test_same_seed_same_case_other_seed_other_case():
+    a, b, c = (generate_phantom_case(SHAPE, s) for s in (3, 3, 4))
+    for m in a.images:
+        np.testing.assert_array_equal(a.images[m], b.images[m])
+        assert a.images[m].dtype == np.int16 and a.images[m].shape == SHAPE[::-1]
+    np.testing.assert_array_equal(a.seg, b.seg)
+    assert not np.array_equal(a.seg, c.seg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labels_are_nested_and_inside_the_brain(seed):
+    case = generate_phantom_case(SHAPE, seed, convention="legacy")
+    seg = case.seg
+    assert set(np.unique(seg)) <= {0, 1, 2, 4} and (seg == 2).any()
+    core = (seg == 1) | (seg == 4)
+    assert core.any()
+    assert (seg[ndimage.binary_dilation(core)] > 0).all()  # the core is wrapped in tumour (edema), never bare
+    assert (case.images["flair"][seg > 0] > 0).all()  # tumour lies in the brain, background is 0
+    if (seg == 4).any():  # necrosis of an enhancing tumour sits inside the enhancing rim, never touching edema
+        assert np.isin(seg[ndimage.binary_dilation(seg == 1)], [1, 4]).all()
+
+
+def test_tumour_is_visible_and_small_lesions_occur():
+    cnr, small = [], 0
+    for seed in range(8):
+        case = generate_phantom_case(SHAPE, seed, convention="2023")
+        flair, t1ce, seg = (case.images["flair"].astype(float), case.images["t1ce"].astype(float), case.seg)
+        brain = (flair > 0) & (seg == 0)
+        cnr.append((flair[seg == 2].mean() - flair[brain].mean()) / flair[brain].std())
+        if (seg == 3).any():
+            assert t1ce[seg == 3].mean() > 1.3 * t1ce[brain].mean()  # the enhancing rim is bright on T1ce
+        lesions, n = ndimage.label(seg > 0)
+        small += sum(np.sum(lesions == i) <= 65 for i in range(1, n + 1))  # < 5 mm: within a 2.5 mm-radius ball
+    assert min(cnr) > 1.0  # edema clearly brighter than brain on FLAIR
+    assert small > 0
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_converter_accepts_every_layout(tmp_path, nnunet_dirs, layout):
+    dirs = generate_phantom_dataset(tmp_path / "ph", 2, layout, shape=(20, 20, 16), seed=1)
+    assert [d.name for d in dirs] == [d.name for d in sorted(dirs)] and all(d.is_dir() for d in dirs)
+    out = convert_brats(tmp_path / "ph", 11, progress=False)
+    ds = json.loads((out / "dataset.json").read_text())
+    assert ds["numTraining"] == 2 and ds["release"] == layout
+
+
+def test_cli_writes_deterministic_files_and_refuses_foreign_cases(tmp_path):
+    assert main(["phantom", str(tmp_path / "a"), "-n", "2", "--layout", "2020", "--shape", "20", "20", "16"]) == 0
+    res = subprocess.run([str(CONSOLE), "phantom", str(tmp_path / "b"), "-n", "2", "--layout", "2020", "--shape",
+                          "20", "20", "16"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.nii"))
+    assert len(files) == 10
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    with pytest.raises(BratsConversionError, match="other cases"):
+        generate_phantom_dataset(tmp_path / "a", 1, "2020", shape=(20, 20, 16))  # 002 would be left over
+    assert main(["phantom", str(tmp_path / "c"), "-n", "1", "--shape", "8", "8", "8"]) == 1
+    with pytest.raises(ValueError, match="layout"):
+        generate_phantom_dataset(tmp_path / "d", 1, "2022")
