@@ -8,6 +8,8 @@ maximise mean ET Dice under the BraTS empty-mask convention, then applied to new
 """
 import argparse
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -91,7 +93,8 @@ def threshold_study(pairs: Mapping[str, Tuple[Optional[str], str]], convention: 
 def postprocess_folder(in_dir: str, out_dir: str, threshold: int, convention: str = "nnunet") -> List[str]:
     """Apply the rule to every label map of ``in_dir``, writing files of the same names to ``out_dir``.
 
-    Each file is validated before anything is written and written atomically; returns the changed cases.
+    All files are processed into a staging folder and moved in only when every one succeeded; returns the
+    changed cases.
     """
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0 voxels, got {threshold}")
@@ -101,14 +104,22 @@ def postprocess_folder(in_dir: str, out_dir: str, threshold: int, convention: st
     if Path(in_dir).resolve() == Path(out_dir).resolve():
         raise ValueError(f"output folder must differ from the input folder {in_dir}: predictions are not overwritten")
     os.makedirs(out_dir, exist_ok=True)
+    # write into a hidden staging folder first: a corrupt file half-way leaves nothing behind in out_dir
+    staging = tempfile.mkdtemp(prefix=".postprocess.", dir=out_dir)
     changed = []
-    for case in cases:
-        seg, geometry = read_segmentation(os.path.join(in_dir, case + SEG_SUFFIX))
-        check_labels(seg, convention, os.path.join(in_dir, case + SEG_SUFFIX))
-        out = apply_et_rule(seg, threshold, convention)
-        if not np.array_equal(out, seg):
-            changed.append(case)
-        write_segmentation(os.path.join(out_dir, case + SEG_SUFFIX), out, geometry)
+    try:
+        for case in cases:
+            path = os.path.join(in_dir, case + SEG_SUFFIX)
+            seg, geometry = read_segmentation(path)
+            check_labels(seg, convention, path)
+            out = apply_et_rule(seg, threshold, convention)
+            if not np.array_equal(out, seg):
+                changed.append(case)
+            write_segmentation(os.path.join(staging, case + SEG_SUFFIX), out, geometry)
+        for case in cases:
+            os.replace(os.path.join(staging, case + SEG_SUFFIX), os.path.join(out_dir, case + SEG_SUFFIX))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return changed
 
 
