@@ -40,7 +40,7 @@ class MultiScaleResidualBlock(nn.Module):
     """
 
     def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int] = None,
-                 multi_scale: bool = True, scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "cascade",
+                 multi_scale: bool = True, scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical",
                  group_width: int = 1, channel_attention: bool = True, spatial_attention: bool = True,
                  spatial_attention_kernel: int = 7, residual: bool = True, conv_bias: bool = False,
                  norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None, dropout_op: Type[_DropoutNd] = None,

@@ -11,7 +11,7 @@ The constructor takes every argument of ``PlainConvUNet`` under the same names, 
 ``nnunet_msfen.network.msfen_unet.MSFENUNet``; MSFEN's own options are keyword arguments with defaults, each
 part switchable off for ablations. Free of nnU-Net imports (MedNeXt's adapter idea): the trainer adapts it.
 """
-from typing import List, Sequence, Tuple, Type, Union
+from typing import List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import torch
@@ -43,9 +43,11 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         modality_stem: per-modality features and cross-modal attention as the first layer.
         cross_modal_attention: weigh the modalities in the stem (only with ``modality_stem``).
         scale_kernel_sizes: receptive fields of the multi-scale branches.
-        branch_mode: ``"cascade"``, ``"dilated"`` or ``"parallel"`` (see ``MultiScaleConv``).
+        branch_mode: ``"hierarchical"``, ``"cascade"``, ``"dilated"`` or ``"parallel"`` (see ``MultiScaleConv``).
         group_width: channels per group of the branch convolutions (1 = depthwise).
-        spatial_attention_kernel: kernel size of the spatial attention.
+        spatial_attention_kernel: kernel size of the spatial attention; ``None``: 7 in 2D (CBAM's), 3 in 3D (a
+            2 -> 1 channel 7^3 convolution at full resolution cost 1.3 s of a 3.1 s unit on the CPU, see
+            docs/ablation.md).
         decoder_fuse_kernel_size: kernel of each decoder stage's fusion convolution (``None``: the planned one).
 
     Raises:
@@ -61,14 +63,16 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  nonlin_first: bool = False, *, multi_scale: bool = True, channel_attention: bool = True,
                  spatial_attention: bool = True, residual: bool = True, spp: bool = True,
                  bottleneck_dropout: float = 0.5, modality_stem: bool = True, cross_modal_attention: bool = True,
-                 scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "cascade", group_width: int = 1,
-                 spatial_attention_kernel: int = 7, decoder_fuse_kernel_size: int = 1):
+                 scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 1,
+                 spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: int = 1):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"n_stages must be >= 2 (an encoder and a decoder stage), got n_stages={n_stages}")
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels and num_classes must be >= 1, got input_channels={input_channels}, "
                              f"num_classes={num_classes}")
+        if spatial_attention_kernel is None:
+            spatial_attention_kernel = 7 if convert_conv_op_to_dim(conv_op) == 2 else 3
         block_kwargs = dict(multi_scale=multi_scale, channel_attention=channel_attention,
                             spatial_attention=spatial_attention, residual=residual,
                             scale_kernel_sizes=tuple(scale_kernel_sizes), branch_mode=branch_mode,
