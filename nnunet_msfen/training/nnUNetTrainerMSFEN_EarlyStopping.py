@@ -1,16 +1,13 @@
 """nnUNetTrainerMSFEN_EarlyStopping: stops when nnU-Net's EMA pseudo-Dice has not improved for ``patience``
-epochs (the paper trains with early stopping). It ends like a full run: ``checkpoint_final.pth`` is written and
-``nnUNetv2_train`` runs the final validation, so ``nnUNetv2_predict`` and ``find_best_configuration`` work."""
+epochs (the paper trains with early stopping). It ends like a full run (see ``stopping``): checkpoint_final.pth
+and the final validation are there for nnUNetv2_predict and find_best_configuration."""
 import numpy as np
 
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
+from nnunet_msfen.training.stopping import EndsEarly, StopTraining
 
 
-class _StopTraining(Exception):
-    pass
-
-
-class nnUNetTrainerMSFEN_EarlyStopping(nnUNetTrainerMSFEN):
+class nnUNetTrainerMSFEN_EarlyStopping(EndsEarly, nnUNetTrainerMSFEN):
     """``patience`` epochs without a new best EMA pseudo-Dice end the training."""
 
     patience = 50
@@ -18,17 +15,11 @@ class nnUNetTrainerMSFEN_EarlyStopping(nnUNetTrainerMSFEN):
     def epochs_since_best(self) -> int:
         """Epochs since the best EMA pseudo-Dice, from the logged history (so ``--c`` resumes it correctly)."""
         ema = self.logger.get_value("ema_fg_dice", step=None)
-        return len(ema) - 1 - int(np.nanargmax(ema)) if ema else 0
+        return len(ema) - 1 - int(np.nanargmax(ema)) if len(ema) else 0
 
     def on_epoch_end(self):
         super().on_epoch_end()
         if self.epochs_since_best() >= self.patience and self.current_epoch < self.num_epochs:
             self.print_to_log_file(f"Early stopping: no better EMA pseudo Dice for {self.patience} epochs "
                                    f"(best {np.round(self._best_ema, decimals=4)})")
-            raise _StopTraining()
-
-    def run_training(self):
-        try:
-            super().run_training()
-        except _StopTraining:
-            self.on_train_end()
+            raise StopTraining()
