@@ -20,7 +20,7 @@ from nnunet_msfen.network.msfen_unet import MSFENUNet
 PLANS_NAME = "nnUNetMSFENPlans"
 # measured by plans/calibrate_reference.py (see docs/planner_calibration.md): feature-map elements counted by
 # MSFENUNet per element counted by PlainConvUNet at equal peak training memory
-MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE = 6.0
+MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE = 2.81
 
 
 class nnUNetPlannerMSFEN(ExperimentPlanner):

@@ -33,3 +33,11 @@ def brats2018_sample():
     if not BRATS2018_SAMPLE.is_dir():
         pytest.skip(f"real BraTS sample not present at {BRATS2018_SAMPLE}")
     return BRATS2018_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A planned and preprocessed 10-case phantom dataset (+ 2 test cases), shared by the session's tests."""
+    from nnunet_fixtures import build_tiny_dataset
+
+    return build_tiny_dataset(tmp_path_factory.mktemp("tiny_nnunet"))

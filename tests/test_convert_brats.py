@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib puts no test folder on sys.path
-from brats_fixtures import LAYOUTS, all_files, make_release, read, tree_hash, write_nifti  # noqa: E402
+from brats_fixtures import LAYOUTS, all_files, make_release, read, tree_hash, write_nifti
 
 from nnunet_msfen.cli import main  # noqa: E402
 from nnunet_msfen.dataset_conversion import convert_brats as cb  # noqa: E402

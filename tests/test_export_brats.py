@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib puts no test folder on sys.path
-from brats_fixtures import all_files, make_release, read, tree_hash, write_nifti  # noqa: E402
+from brats_fixtures import all_files, make_release, read, tree_hash, write_nifti
 
 from nnunet_msfen.cli import main  # noqa: E402
 from nnunet_msfen.dataset_conversion.convert_brats import convert_brats  # noqa: E402
