@@ -20,6 +20,7 @@ class nnUNetTrainerMSFEN_EarlyStopping(EndsEarly, nnUNetTrainerMSFEN):
     def on_epoch_end(self):
         super().on_epoch_end()
         if self.epochs_since_best() >= self.patience and self.current_epoch < self.num_epochs:
+            best = np.nanmax(self.logger.get_value("ema_fg_dice", step=None))
             self.print_to_log_file(f"Early stopping: no better EMA pseudo Dice for {self.patience} epochs "
-                                   f"(best {np.round(self._best_ema, decimals=4)})")
+                                   f"(best {best:.4f})")
             raise StopTraining()

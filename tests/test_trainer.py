@@ -1,0 +1,201 @@
+"""nnUNetTrainerMSFEN and its variants, in process, on the plans nnU-Net made for the tiny phantom dataset."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from nnunetv2.training.loss.compound_losses import DC_and_BCE_loss, DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_msfen import MSFENUNet, nnUNetTrainerMSFEN
+from nnunet_msfen.training import (nnUNetTrainerMSFEN_Adam, nnUNetTrainerMSFEN_EarlyStopping,
+                                   nnUNetTrainerMSFEN_TimeBudget)
+from nnunet_msfen.training.lr_schedulers import WarmupCosineLRScheduler
+from nnunet_msfen.training.stopping import StopTraining
+from nnunet_msfen.training.time_budget import BUDGET_VARIABLE, training_minutes_from_environment
+
+
+@pytest.fixture
+def setting(tiny_dataset, monkeypatch):
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(k, tiny_dataset.env[k])
+    folder = tiny_dataset.preprocessed / tiny_dataset.dataset_name
+    plans = json.loads((folder / "nnUNetPlans.json").read_text())
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    return plans, dataset_json
+
+
+def make_trainer(cls, plans, dataset_json, configuration="3d_fullres"):
+    return cls(plans=dict(plans, continue_training=False), configuration=configuration, fold=0,
+               dataset_json=dataset_json, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
+def test_builds_msfen_from_nnunets_default_plans(setting, configuration):
+    plans, _ = setting
+    manager = PlansManager(plans)
+    config = manager.get_configuration(configuration)
+    assert config.network_arch_class_name.endswith("PlainConvUNet")
+    net = nnUNetTrainerMSFEN.build_network_architecture(manager, config, 4, 3, enable_deep_supervision=True)
+    assert isinstance(net, MSFENUNet)
+    assert len(net.encoder.stages) == config.network_arch_init_kwargs["n_stages"]
+    dropouts = [m for m in net.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    assert [d.p for d in dropouts] == [nnUNetTrainerMSFEN.bottleneck_dropout] == [0.5]
+    patch = config.patch_size
+    with torch.no_grad():
+        out = net(torch.randn(1, 4, *patch))
+    assert out[0].shape == (1, 3, *patch)
+
+
+def test_variants_change_the_network_through_class_attributes(setting):
+    plans, _ = setting
+    manager = PlansManager(plans)
+
+    class NoSPP(nnUNetTrainerMSFEN):
+        bottleneck_dropout = 0.2
+        network_kwargs = {"spp": False, "spatial_attention": False}
+
+    net = NoSPP.build_network_architecture(manager, manager.get_configuration("3d_fullres"), 4, 3)
+    assert len(net.encoder.bottleneck) == 1 and net.encoder.bottleneck[0].p == 0.2
+    assert not any(type(m).__name__ == "SpatialAttn" for m in net.modules())
+
+
+def test_refuses_plans_of_another_architecture(setting):
+    plans, _ = setting
+    plans = json.loads(json.dumps(plans))
+    plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"] = \
+        "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+    manager = PlansManager(plans)
+    with pytest.raises(RuntimeError, match="ResidualEncoderUNet"):
+        nnUNetTrainerMSFEN.build_network_architecture(manager, manager.get_configuration("3d_fullres"), 4, 3)
+
+
+def _loss_parts(loss_cls, dataset_regions: bool):
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, 8)
+    if dataset_regions:
+        target = (torch.rand(2, 3, 8, 8, 8) > 0.7).float()
+    else:
+        target = torch.randint(0, 3, (2, 1, 8, 8, 8)).float()
+    return logits, target
+
+
+def test_region_loss_is_point3_bce_plus_point7_dice(setting):
+    plans, dataset_json = setting
+    assert "regions_class_order" in dataset_json  # the converter writes BraTS as regions
+    trainer = make_trainer(nnUNetTrainerMSFEN, plans, dataset_json)
+    loss = trainer._build_loss()
+    assert isinstance(loss, DeepSupervisionWrapper) and isinstance(loss.loss, DC_and_BCE_loss)
+    compound = loss.loss
+    assert (compound.weight_ce, compound.weight_dice) == (0.3, 0.7)
+    logits, target = _loss_parts(DC_and_BCE_loss, True)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    dice = compound.dc(logits, target)
+    assert torch.allclose(compound(logits, target), 0.3 * bce + 0.7 * dice, atol=1e-6)
+
+
+def test_label_loss_is_point3_ce_plus_point7_dice(setting):
+    plans, dataset_json = setting
+    labels_only = dict(dataset_json, labels={"background": 0, "edema": 1, "core": 2, "enhancing": 3})
+    labels_only.pop("regions_class_order")
+    trainer = make_trainer(nnUNetTrainerMSFEN, plans, labels_only)
+    loss = trainer._build_loss()
+    assert isinstance(loss.loss, DC_and_CE_loss)
+    assert (loss.loss.weight_ce, loss.loss.weight_dice) == (0.3, 0.7)
+    # nnU-Net's own default weighs 1:1 -- proves we changed something that was there
+    baseline = make_trainer(nnUNetTrainer, plans, labels_only)._build_loss()
+    assert (baseline.loss.weight_ce, baseline.loss.weight_dice) == (1, 1)
+
+
+def test_optimizer_is_nnunets_sgd_and_adam_variant_uses_warmup_cosine(setting):
+    plans, dataset_json = setting
+    trainer = make_trainer(nnUNetTrainerMSFEN, plans, dataset_json)
+    trainer.initialize()
+    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    assert trainer.optimizer.defaults["momentum"] == 0.99 and trainer.optimizer.defaults["nesterov"]
+    adam = make_trainer(nnUNetTrainerMSFEN_Adam, plans, dataset_json)
+    adam.num_epochs = 100
+    adam.initialize()
+    assert isinstance(adam.optimizer, torch.optim.Adam) and adam.initial_lr == 1e-3
+    sched = adam.lr_scheduler
+    assert isinstance(sched, WarmupCosineLRScheduler) and sched.warmup_steps == 5
+    lrs = [sched.lr_at(e) for e in range(100)]
+    assert lrs[0] == pytest.approx(1e-3 / 5) and max(lrs) == pytest.approx(1e-3) and lrs[4] == pytest.approx(1e-3)
+    assert all(a <= b for a, b in zip(lrs[:5], lrs[1:5])) and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    assert lrs[-1] < 1e-5
+    sched.step(50)
+    assert adam.optimizer.param_groups[0]["lr"] == pytest.approx(lrs[50])
+
+
+@pytest.mark.parametrize("kwargs, bad", [(dict(max_steps=0, warmup_steps=0), "max_steps=0"),
+                                         (dict(max_steps=10, warmup_steps=10), "warmup_steps=10"),
+                                         (dict(max_steps=10, warmup_steps=1, min_lr=-1), "min_lr=-1")])
+def test_warmup_cosine_rejects_bad_arguments(kwargs, bad):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1)
+    with pytest.raises(ValueError, match=bad):
+        WarmupCosineLRScheduler(opt, 1.0, **kwargs)
+
+
+def test_early_stopping_counts_epochs_since_best_ema_and_stops(setting, monkeypatch):
+    plans, dataset_json = setting
+    trainer = make_trainer(nnUNetTrainerMSFEN_EarlyStopping, plans, dataset_json)
+    trainer.patience = 3
+    trainer.num_epochs = 100
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", lambda self: setattr(self, "current_epoch", self.current_epoch + 1))
+    stopped_at = None
+    for epoch, dice in enumerate([0.2, 0.5, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]):
+        trainer.logger.log("mean_fg_dice", dice, epoch)  # the logger derives the EMA from it
+        try:
+            trainer.on_epoch_end()
+        except StopTraining:
+            stopped_at = epoch
+            break
+    ema = trainer.logger.get_value("ema_fg_dice", step=None)
+    assert stopped_at is not None and trainer.epochs_since_best() == 3
+    assert int(np.argmax(ema)) == stopped_at - 3
+
+
+def test_ending_early_still_runs_on_train_end(setting, monkeypatch):
+    plans, dataset_json = setting
+    trainer = make_trainer(nnUNetTrainerMSFEN_EarlyStopping, plans, dataset_json)
+    calls = []
+
+    def loop(self):
+        raise StopTraining()
+
+    monkeypatch.setattr(nnUNetTrainer, "run_training", loop)
+    monkeypatch.setattr(nnUNetTrainer, "on_train_end", lambda self: calls.append("on_train_end"))
+    trainer.run_training()
+    assert calls == ["on_train_end"]
+
+
+@pytest.mark.parametrize("value, bad", [(None, "not set"), ("ten", "'ten'"), ("0", "'0'"), ("-3", "'-3'")])
+def test_time_budget_reads_minutes_from_the_environment(monkeypatch, value, bad):
+    if value is None:
+        monkeypatch.delenv(BUDGET_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(BUDGET_VARIABLE, value)
+    with pytest.raises(ValueError, match=bad):
+        training_minutes_from_environment()
+    monkeypatch.setenv(BUDGET_VARIABLE, "2.5")
+    assert training_minutes_from_environment() == 2.5
+
+
+def test_time_budget_resizes_the_schedule_and_stops_when_spent(setting, monkeypatch):
+    plans, dataset_json = setting
+    monkeypatch.setenv(BUDGET_VARIABLE, "1")  # 60 s
+    trainer = make_trainer(nnUNetTrainerMSFEN_TimeBudget, plans, dataset_json)
+    trainer.initialize()
+    assert trainer.num_iterations_per_epoch == 25 and trainer.save_every == 1
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", lambda self: setattr(self, "current_epoch", self.current_epoch + 1))
+    for epoch in range(10):  # every epoch "takes" 20 s: 3 fit the budget
+        trainer.logger.log("epoch_start_timestamps", 100.0 + 20 * epoch, epoch)
+        trainer.logger.log("epoch_end_timestamps", 120.0 + 20 * epoch, epoch)
+        try:
+            trainer.on_epoch_end()
+        except StopTraining:
+            break
+    assert trainer.current_epoch == 3 and trainer.num_epochs == 3 and trainer.lr_scheduler.max_steps == 3
