@@ -1,0 +1,200 @@
+"""Speed and size of MSFEN against nnU-Net's U-Nets on one topology (``nnunet-msfen benchmark``).
+
+For every network: parameters, FLOPs of one patch (forward, forward + backward; torch.utils.flop_counter), peak
+memory of a training step (a fresh process per network), the median time of a full nnU-Net training step after
+warm-up and the time of nnU-Net's sliding-window prediction of one case. The networks are timed in interleaved
+rounds (one step of each per round) so that a change of load on a shared machine hits all of them alike, and every
+figure is also given as a ratio to PlainConvUNet measured in the same run. Prints a table and writes JSON.
+
+CPU defaults (sane on a 2-core machine; the GPU plan is 128^3, batch 2 in 3D): the BraTS 3d_fullres topology (6
+stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a crop of a BraTS volume, 27 tiles);
+2d: the 7-stage topology, 192x192 patch, batch 12, a case of 16 slices of 192x192.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+DEFAULTS = {
+    "3d_fullres": dict(patch=[64, 64, 64], batch=2, case_shape=[128, 128, 128]),
+    "2d": dict(patch=[192, 192], batch=12, case_shape=[16, 192, 192]),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nnunet-msfen benchmark``."""
+    from nnunet_msfen.benchmark.networks import GROUPS, VARIANTS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("networks: " + ", ".join(VARIANTS) + "\ngroups: " +
+                     "; ".join(f"{g} = {' '.join(n)}" for g, n in GROUPS.items() if g != "all") + "; all")
+    parser.add_argument("--config", default="3d_fullres", choices=sorted(DEFAULTS),
+                        help="nnU-Net configuration whose BraTS topology is built (default: 3d_fullres)")
+    parser.add_argument("--stages", type=int, default=None,
+                        help="number of stages (default: the plan's, 6 in 3D and 7 in 2D; fewer for a quick run)")
+    parser.add_argument("--patch", type=int, nargs="+", default=None,
+                        help="patch size, divisible by 2^(stages-1) (default: 64 64 64 in 3D, 192 192 in 2D)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 2 in 3D, 12 in 2D)")
+    parser.add_argument("--case-shape", type=int, nargs="+", default=None,
+                        help="spatial size of the case predicted (2D: slices x y; default: 128 128 128 in 3D, "
+                             "16 192 192 in 2D)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed training steps per network (default: 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per network first (default: 1)")
+    parser.add_argument("--inference-repeats", type=int, default=1,
+                        help="timed predictions of the case per network (default: 1, after a warm-up forward)")
+    parser.add_argument("--networks", nargs="+", default=["default"], metavar="NAME",
+                        help="networks or groups to measure (default: default = plain resenc-m msfen); plain is "
+                             "always added, as the reference of the ratios")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda when available (with nnU-Net's autocast), else cpu")
+    parser.add_argument("--mirroring", action="store_true", help="test-time mirroring in the prediction")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last tensors and weights")
+    parser.add_argument("--no-inference", action="store_true", help="skip the sliding-window prediction")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    parser.add_argument("-o", "--output", default="benchmark.json", help="OUT.json (default: benchmark.json)")
+
+
+def _check(args: argparse.Namespace) -> dict:
+    """Validated settings; ``CommandError`` naming the bad value."""
+    from nnunet_msfen.benchmark.networks import brats_arch, resolve_names
+    from nnunet_msfen.cli import CommandError
+
+    dims = 3 if args.config == "3d_fullres" else 2
+    d = DEFAULTS[args.config]
+    patch = list(args.patch or d["patch"])
+    case = list(args.case_shape or d["case_shape"])
+    batch = d["batch"] if args.batch is None else args.batch
+    try:
+        arch = brats_arch(args.config, args.stages)
+        names = resolve_names(args.networks)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    factor = 2 ** (arch["n_stages"] - 1)
+    if len(patch) != dims or any(p < 1 or p % factor for p in patch):
+        raise CommandError(f"--patch must be {dims} sizes, each a positive multiple of 2^(stages-1) = {factor} "
+                           f"for {arch['n_stages']} stages, got --patch {' '.join(map(str, patch))}")
+    if len(case) != 3 or any(c < 1 for c in case):
+        raise CommandError(f"--case-shape must be 3 positive sizes, got --case-shape {' '.join(map(str, case))}")
+    for flag, value, low in (("--batch", batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
+                             ("--inference-repeats", args.inference_repeats, 1)):
+        if value < low:
+            raise CommandError(f"{flag} must be >= {low}, got {flag} {value}")
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CommandError("--device cuda: no CUDA device is available to torch")
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise CommandError(f"output folder does not exist: {out.parent}")
+    return dict(arch=arch, names=names, patch=patch, case=case, batch=batch, device=device, output=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``nnunet-msfen benchmark``."""
+    s = _check(args)
+    import torch
+
+    from nnunet_msfen.benchmark.report import format_table, ratios
+    from nnunet_msfen.benchmark.memory import measure_in_subprocess
+    from nnunet_msfen.benchmark.measure import SlidingWindow, TrainStep, count_flops, count_parameters
+    from nnunet_msfen.benchmark.networks import (INPUT_CHANNELS, NUM_CLASSES, VARIANTS, arch_for, build_network,
+                                                 loss_weights)
+
+    arch, names, device = s["arch"], s["names"], torch.device(s["device"])
+    n_outputs = arch["n_stages"] - 1
+    started, load_before = time.time(), os.getloadavg()
+    print(f"benchmark: {args.config}, {arch['n_stages']} stages, patch {s['patch']}, batch {s['batch']}, "
+          f"case {s['case']}, device {device}, {torch.get_num_threads()} threads, load {load_before[0]:.2f}",
+          flush=True)
+    results: Dict[str, dict] = {}
+    steps: Dict[str, TrainStep] = {}
+    for name in names:
+        torch.manual_seed(0)
+        net = build_network(name, arch)
+        class_name, kwargs = arch_for(name, arch)
+        results[name] = {"name": name, "description": VARIANTS[name][2], "network_class_name": class_name,
+                         "extra_kwargs": VARIANTS[name][1], "parameters": count_parameters(net)}
+        if not args.no_flops:
+            fwd, fwd_bwd = count_flops(net, s["patch"], INPUT_CHANNELS)
+            results[name].update(gflops_forward=fwd / 1e9, gflops_forward_backward=fwd_bwd / 1e9)
+        steps[name] = TrainStep(net, s["batch"], s["patch"], n_outputs, NUM_CLASSES, INPUT_CHANNELS,
+                                loss_weights(name), device, args.channels_last)
+        print(f"  built {name}: {results[name]['parameters']:,} parameters", flush=True)
+
+    times = _interleaved(names, steps, args.warmup, args.repeats, "training step")
+    for name in names:
+        results[name].update(train_step_s=statistics.median(times[name]), train_step_all_s=times[name])
+        steps[name].optimizer.zero_grad(set_to_none=True)
+
+    n_tiles = None
+    if not args.no_inference:
+        windows = {}
+        for name in names:
+            net = steps[name].net
+            net.decoder.deep_supervision = False  # how nnU-Net predicts: one full-resolution output
+            windows[name] = SlidingWindow(net, s["patch"], s["case"], INPUT_CHANNELS, NUM_CLASSES, device,
+                                          args.mirroring, args.channels_last)
+            n_tiles = windows[name].n_tiles
+            with torch.inference_mode():  # warm-up
+                windows[name].predictor.network(torch.zeros(1, INPUT_CHANNELS, *s["patch"], device=device)
+                                                .contiguous(memory_format=steps[name].memory_format))
+        print(f"  sliding window: {n_tiles} tiles per case", flush=True)
+        times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
+        for name in names:
+            results[name].update(inference_s=statistics.median(times[name]), inference_all_s=times[name])
+    del steps
+
+    if not args.no_memory:
+        for name in names:
+            spec = dict(name=name, config=args.config, n_stages=arch["n_stages"], patch=s["patch"],
+                        batch=s["batch"], device=s["device"], channels_last=args.channels_last,
+                        loss_weights=loss_weights(name))
+            results[name]["peak_memory_mib"] = measure_in_subprocess(spec)
+            print(f"  peak memory {name}: {results[name]['peak_memory_mib']} MiB", flush=True)
+
+    rows = ratios([results[n] for n in names])
+    meta = dict(command="nnunet-msfen benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None,
+                config=args.config, arch=arch, patch=s["patch"], batch=s["batch"], case_shape=s["case"],
+                sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles),
+                device=s["device"], device_name=_device_name(device), threads=torch.get_num_threads(),
+                channels_last=args.channels_last, repeats=args.repeats, warmup=args.warmup,
+                inference_repeats=args.inference_repeats, torch=torch.__version__, python=platform.python_version(),
+                load_average_start=load_before, load_average_end=os.getloadavg(),
+                wall_s=round(time.time() - started, 1), date=time.strftime("%Y-%m-%d %H:%M:%S %z"))
+    s["output"].write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(format_table(rows))
+    print(f"\nload average {load_before[0]:.2f} at start, {meta['load_average_end'][0]:.2f} at end; "
+          f"{meta['wall_s']} s; written {s['output']}")
+    return 0
+
+
+def _interleaved(names: List[str], runners: Dict[str, object], warmup: int, repeats: int, what: str) -> Dict[str, List[float]]:
+    """Seconds of ``repeats`` timed calls of every runner after ``warmup`` untimed ones, in rounds of one call
+    each, the order rotated every round."""
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(warmup + repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        this_round = {}
+        for name in order:
+            this_round[name] = runners[name]()
+            if r >= warmup:
+                times[name].append(this_round[name])
+        label = "warm-up" if r < warmup else f"round {r - warmup + 1}/{repeats}"
+        print(f"  {what} {label}: " + ", ".join(f"{n} {this_round[n]:.2f}s" for n in names), flush=True)
+    return times
+
+
+def _device_name(device) -> Optional[str]:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
