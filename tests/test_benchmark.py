@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from nnunet_msfen.benchmark.measure import count_flops, count_parameters, peak_memory_of
+from nnunet_msfen.benchmark.memory import main as memory_main
 from nnunet_msfen.benchmark.networks import GROUPS, VARIANTS, arch_for, brats_arch, build_network, resolve_names
 from nnunet_msfen.benchmark.report import RATIO_FIELDS, ratios
 from nnunet_msfen.cli import main
 
 TINY = ["--config", "2d", "--stages", "3", "--patch", "32", "32", "--batch", "2", "--case-shape", "2", "48", "40",
-        "--repeats", "2", "--warmup", "0", "--networks", "msfen"]
+        "--repeats", "2", "--warmup", "0", "--networks", "msfen", "--no-memory"]  # memory: its own test below
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,10 @@ def test_json_has_every_figure_for_every_network_and_plain_first(tiny_run):
         assert len(r["train_step_all_s"]) == 2 and r["train_step_s"] > 0
         assert len(r["inference_all_s"]) == 1 and r["inference_s"] > 0
         assert 0 < r["gflops_forward"] < r["gflops_forward_backward"]
-        assert r["peak_memory_mib"] is not None and r["peak_memory_mib"] > 0
+        assert "peak_memory_mib" not in r and "peak_memory_ratio" not in r  # --no-memory
         for field, ratio in RATIO_FIELDS.items():
-            assert r[ratio] == pytest.approx(r[field] / rows[0][field])
+            if field != "peak_memory_mib":
+                assert r[ratio] == pytest.approx(r[field] / rows[0][field])
     assert all(rows[0][k] == 1.0 for k in rows[0] if k.endswith("_ratio"))
 
 
@@ -56,6 +58,13 @@ def test_flop_counter_counts_a_plain_convolution_exactly():
 def test_peak_memory_sees_an_allocation():
     peak = peak_memory_of(lambda: torch.ones(64 * 2 ** 20 // 4).add_(1).sum(), torch.device("cpu"))
     assert 60 < peak < 400, peak
+
+
+def test_memory_worker_prints_the_peak_of_one_training_step(capsys):
+    spec = dict(name="msfen", config="2d", n_stages=3, patch=[128, 128], batch=8, device="cpu", loss_weights=[0.3, 0.7])
+    assert memory_main([json.dumps(spec)]) == 0  # in this process: the CLI runs it in a fresh one per network
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["name"] == "msfen" and line["peak_mib"] > 10  # 32 x 128 x 128 x 8 floats = 16 MiB per stage-0 map
 
 
 def test_every_variant_builds_the_class_it_names_with_its_switch():

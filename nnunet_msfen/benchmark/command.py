@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nnunet_msfen.benchmark.networks import GROUPS, VARIANTS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__  # the CPU defaults are part of the help
     parser.epilog = ("networks: " + ", ".join(VARIANTS) + "\ngroups: " +
                      "; ".join(f"{g} = {' '.join(n)}" for g, n in GROUPS.items() if g != "all") + "; all")
     parser.add_argument("--config", default="3d_fullres", choices=sorted(DEFAULTS),
