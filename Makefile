@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 PACKAGING := pyproject.toml setup.py nnunet_msfen/discovery/nnunet_msfen_discovery.pth
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo benchmark clean
+.PHONY: install browser test test-fast demo benchmark clean
 
 $(VENV)/.deps-stamp: requirements/pinned.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ $(VENV)/.install-stamp: $(VENV)/.deps-stamp $(PACKAGING)
 
 install: $(VENV)/.install-stamp
 
-test: install
+# The HTML-report test opens the report in headless Chromium (Debian's package) and skips where there is none:
+# install it when we can (root with apt-get, as on CI), and say so when we cannot.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+	  >/dev/null; } || echo "chromium is not installed: the HTML report test will be skipped"
+
+test: install browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # everything but the end-to-end runs through nnU-Net's command-line tools
