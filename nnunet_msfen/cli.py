@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "evaluate": ("nnunet_msfen.evaluation.evaluate", "region and BraTS lesion-wise metrics of a prediction folder"),
     "compare": ("nnunet_msfen.evaluation.compare", "compare two trainers' cross-validation results, with a report"),
     "postprocess": ("nnunet_msfen.evaluation.postprocessing", "apply the BraTS enhancing-tumour rule to a folder"),
+    "demo": ("nnunet_msfen.demo.command", "the whole pipeline on phantom data on the CPU, with metrics and an overlay"),
     "benchmark": ("nnunet_msfen.benchmark.command", "parameters, FLOPs, memory, step and prediction time vs nnU-Net's U-Nets"),
 }
 

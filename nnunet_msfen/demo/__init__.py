@@ -1,0 +1,7 @@
+"""``nnunet-msfen demo``: the whole pipeline on phantom data, on a CPU, in minutes.
+
+phantom -> convert-brats -> plan and preprocess -> train (nnUNetv2_train) -> predict the held-out cases
+(nnUNetv2_predict) -> evaluate -> metrics table and an overlay PNG. ``settings.py`` holds the choices,
+``workdir.py`` the folder and which steps are done, ``pipeline.py`` the steps, ``overlay.py`` the picture,
+``report.py`` the table and the trivial baselines, ``command.py`` the command line.
+"""
