@@ -6,6 +6,8 @@ trainer does), nnU-Net's region loss with deep supervision (``DeepSupervisionWra
 Nesterov, weight decay 3e-5); with a ``GradScaler`` on CUDA. Prediction is ``nnUNetPredictor``'s sliding window
 (tile step 0.5, Gaussian weighting, mirroring optional) over one case of random intensities.
 """
+import contextlib
+import io
 import os
 import resource
 import threading
@@ -124,9 +126,10 @@ class SlidingWindow:
         net = net.to(device).eval()
         if channels_last:
             net = net.to(memory_format=_memory_format(len(patch)))
-        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
-                                    perform_everything_on_device=device.type == "cuda", device=device,
-                                    allow_tqdm=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CUDA-only notice on every CPU predictor
+            predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+                                        perform_everything_on_device=device.type == "cuda", device=device,
+                                        allow_tqdm=False)
         # what predict_sliding_window_return_logits reads; a full initialisation needs a trained model folder
         predictor.network = net
         predictor.configuration_manager = SimpleNamespace(patch_size=list(patch))
