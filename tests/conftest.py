@@ -37,7 +37,7 @@ def brats2018_sample():
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
-    """A planned and preprocessed 10-case phantom dataset (+ 2 test cases), shared by the session's tests."""
+    """A planned and preprocessed 5-case phantom dataset (+ 2 test cases), shared by the session's tests."""
     from nnunet_fixtures import build_tiny_dataset
 
     return build_tiny_dataset(tmp_path_factory.mktemp("tiny_nnunet"))

@@ -1,10 +1,13 @@
 """Short schedules for smoke runs, demos and equal-budget comparisons; never for reported results.
 
-``*_Smoke``: 2 epochs of 2 iterations and a checkpoint every epoch (tests and CI). The ``nnUNetTrainer_*``
-classes give nnU-Net's baseline the very same schedule, so that a comparison differs only in the network.
+``*_Smoke``: 2 epochs of 2 iterations, a checkpoint every epoch and no mirroring (neither as augmentation nor as
+test-time augmentation, which is 8x the validation time in 3D): tests and CI. ``nnUNetTrainer_Smoke`` gives
+nnU-Net's baseline the very same schedule, so that a comparison differs only in the network.
 """
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoMirroring import \
+    nnUNetTrainerNoMirroring
 
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 
@@ -16,14 +19,14 @@ def _shorten(trainer: nnUNetTrainer, epochs: int, iterations: int, val_iteration
     trainer.save_every = save_every
 
 
-class nnUNetTrainerMSFEN_Smoke(nnUNetTrainerMSFEN):
+class nnUNetTrainerMSFEN_Smoke(nnUNetTrainerMSFEN, nnUNetTrainerNoMirroring):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         _shorten(self, epochs=2, iterations=2, val_iterations=1, save_every=1)
 
 
-class nnUNetTrainer_Smoke(nnUNetTrainer):
+class nnUNetTrainer_Smoke(nnUNetTrainerNoMirroring):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)

@@ -1,0 +1,122 @@
+"""End to end through nnU-Net's real command-line tools on the tiny phantom dataset: 5-fold training with --npz
+(one fold killed and resumed with --c), --val, find_best_configuration, predict, predict_from_modelfolder, and
+training on nnUNetMSFENPlans."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from nnunet_fixtures import TRAIN_ID, case_ids
+
+pytestmark = pytest.mark.slow
+TRAINER = "nnUNetTrainerMSFEN_Smoke"
+TRAIN = ["nnUNetv2_train", str(TRAIN_ID), "3d_fullres"]
+
+
+def model_folder(ds, trainer=TRAINER, plans="nnUNetPlans") -> Path:
+    return ds.results / ds.dataset_name / f"{trainer}__{plans}__3d_fullres"
+
+
+def train_killed_then_resumed(ds, fold: int) -> None:
+    """Start a training, kill it (SIGKILL, whole process group) once its first checkpoint exists, resume with --c."""
+    fold_dir = model_folder(ds) / f"fold_{fold}"
+    exe = str(Path(sys.executable).parent / TRAIN[0])
+    proc = subprocess.Popen([exe, *TRAIN[1:], str(fold), "-tr", TRAINER, "--npz", "-device", "cpu"], env=ds.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while not (fold_dir / "checkpoint_latest.pth").exists():
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint after 10 minutes"
+        time.sleep(0.05)
+    time.sleep(0.5)  # let torch.save finish the file it just created
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (fold_dir / "checkpoint_final.pth").exists(), "the kill came too late to test resuming"
+    ds.run(*TRAIN, str(fold), "-tr", TRAINER, "--npz", "-device", "cpu", "--c")
+
+
+@pytest.fixture(scope="module")
+def cross_validation(tiny_dataset):
+    train_killed_then_resumed(tiny_dataset, 0)
+    for fold in range(1, 5):
+        tiny_dataset.run(*TRAIN, str(fold), "-tr", TRAINER, "--npz", "-device", "cpu")
+    return tiny_dataset
+
+
+def test_all_five_folds_trained_and_validated_with_probabilities(cross_validation):
+    ds = cross_validation
+    validated = []
+    for fold in range(5):
+        fold_dir = model_folder(ds) / f"fold_{fold}"
+        assert (fold_dir / "checkpoint_final.pth").is_file() and not (fold_dir / "checkpoint_latest.pth").exists()
+        cases = case_ids(fold_dir / "validation")
+        assert cases and all((fold_dir / "validation" / f"{c}.npz").is_file() for c in cases)
+        validated += cases
+    splits = json.loads((ds.preprocessed / ds.dataset_name / "splits_final.json").read_text())
+    assert sorted(validated) == sorted(sum((s["val"] for s in splits), []))  # every case validated exactly once
+
+
+def test_killed_fold_resumed_from_its_checkpoint(cross_validation):
+    fold_dir = model_folder(cross_validation) / "fold_0"
+    logs = sorted(fold_dir.glob("training_log_*.txt"))
+    assert len(logs) == 2  # the killed run and the resumed one
+    resumed = logs[-1].read_text()
+    assert "Epoch 1" in resumed and "Epoch 0\n" not in resumed  # continued, did not start over
+    ckpt = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert ckpt["current_epoch"] == 2 and ckpt["trainer_name"] == TRAINER
+
+
+def test_validation_dice_beats_an_empty_prediction(cross_validation):
+    for fold in range(5):
+        summary = json.loads((model_folder(cross_validation) / f"fold_{fold}" / "validation" / "summary.json").read_text())
+        # an empty prediction scores Dice 0 on every region that is present in the reference
+        assert summary["foreground_mean"]["Dice"] > 0, (fold, summary["foreground_mean"])
+
+
+def test_val_only_reruns_the_validation(cross_validation):
+    summary = model_folder(cross_validation) / "fold_1" / "validation" / "summary.json"
+    summary.unlink()
+    cross_validation.run(*TRAIN, "1", "-tr", TRAINER, "--val", "--npz", "-device", "cpu")
+    assert summary.is_file()
+
+
+def test_find_best_configuration_then_predict(cross_validation, tmp_path):
+    ds = cross_validation
+    ds.run("nnUNetv2_find_best_configuration", str(TRAIN_ID), "-c", "3d_fullres", "-tr", TRAINER, "-f", "0", "1",
+           "2", "3", "4", "-np", "1")
+    instructions = (ds.results / ds.dataset_name / "inference_instructions.txt").read_text()
+    assert TRAINER in instructions
+    out = tmp_path / "pred"
+    ds.run("nnUNetv2_predict", "-i", str(ds.test_images), "-o", str(out), "-d", str(TRAIN_ID), "-c", "3d_fullres",
+           "-tr", TRAINER, "-f", "0", "1", "2", "3", "4", "-device", "cpu", "-npp", "1", "-nps", "1")
+    _assert_predictions_match_inputs(ds, out)
+    single = tmp_path / "pred_modelfolder"
+    ds.run("nnUNetv2_predict_from_modelfolder", "-i", str(ds.test_images), "-o", str(single), "-m",
+           str(model_folder(ds)), "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1")
+    _assert_predictions_match_inputs(ds, single)
+
+
+def _assert_predictions_match_inputs(ds, out: Path) -> None:
+    assert case_ids(out) == case_ids(ds.test_labels)
+    for case in case_ids(out):
+        pred = sitk.ReadImage(str(out / f"{case}.nii.gz"))
+        image = sitk.ReadImage(str(ds.test_images / f"{case}_0000.nii.gz"))
+        assert pred.GetSize() == image.GetSize() and np.allclose(pred.GetSpacing(), image.GetSpacing())
+        assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 1, 2, 3}
+
+
+def test_training_on_msfen_plans(tiny_dataset):
+    tiny_dataset.run("nnunet-msfen", "plan", "-d", str(TRAIN_ID), "-c", "3d_fullres", "-np", "1")
+    tiny_dataset.run(*TRAIN, "0", "-tr", TRAINER, "-p", "nnUNetMSFENPlans", "-device", "cpu")
+    fold_dir = model_folder(tiny_dataset, plans="nnUNetMSFENPlans") / "fold_0"
+    assert (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
+    plans = json.loads((fold_dir.parent / "plans.json").read_text())
+    assert plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"].endswith("MSFENUNet")
