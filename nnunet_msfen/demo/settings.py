@@ -76,9 +76,9 @@ class DemoSettings:
 
     @property
     def val_cases(self) -> int:
-        """Validation cases of fold 0: one in eight training cases, at least one (nnU-Net validates on them
+        """Validation cases of fold 0: one in twelve training cases, at least one (nnU-Net validates on them
         after training, with test-time mirroring, so fewer is faster)."""
-        return max(1, round(self.train_cases / 8))
+        return max(1, self.train_cases // 12)
 
     @property
     def dataset(self) -> str:

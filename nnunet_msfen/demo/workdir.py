@@ -18,7 +18,7 @@ MARKER = ".nnunet-msfen-demo.json"
 DEMO_PLANS = "nnUNetMSFENDemoPlans"
 CONFIGURATION = "3d_fullres"
 FOLD = 0
-NNUNET_PROCESSES = "2"
+NNUNET_PROCESSES = "1"
 
 
 class WorkdirError(Exception):
@@ -56,10 +56,12 @@ class DemoWorkdir:
                 / f"fold_{FOLD}")
 
     def nnunet_env(self, **extra: str) -> Dict[str, str]:
-        """The environment for nnU-Net subprocesses: ours plus the workdir's three nnU-Net folders, and 2 worker
-        processes where nnU-Net spawns 8 by default (8 processes importing torch on 2 cores cost minutes)."""
+        """The environment for nnU-Net subprocesses: ours plus the workdir's three nnU-Net folders, unbuffered
+        output (progress shows as it happens) and one worker process where nnU-Net spawns 8 by default (each
+        imports torch: on 2 busy cores that costs minutes)."""
         return {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
-                "nnUNet_results": str(self.results), "nnUNet_def_n_proc": NNUNET_PROCESSES, **extra}
+                "nnUNet_results": str(self.results), "nnUNet_def_n_proc": NNUNET_PROCESSES,
+                "PYTHONUNBUFFERED": "1", **extra}
 
     def outputs(self, step: str) -> List[Path]:
         """Files and folders that must exist once ``step`` has finished."""
