@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "postprocess": ("nnunet_msfen.evaluation.postprocessing", "apply the BraTS enhancing-tumour rule to a folder"),
     "demo": ("nnunet_msfen.demo.command", "the whole pipeline on phantom data on the CPU, with metrics and an overlay"),
     "benchmark": ("nnunet_msfen.benchmark.command", "parameters, FLOPs, memory, step and prediction time vs nnU-Net's U-Nets"),
+    "benchmark-accuracy": ("nnunet_msfen.benchmark.accuracy_command", "train trainers for equal minutes on BraTS cases, score held-out ones"),
 }
 
 

@@ -1,0 +1,108 @@
+"""The report of ``benchmark-accuracy``: per trainer the mean Dice and HD95 of WT, TC and ET over the test cases,
+beside what the budget bought (epochs, iterations) and cost (seconds per iteration, parameters).
+
+Seconds per iteration = mean epoch time / training iterations per epoch, where nnU-Net's epoch time (its log's
+``Epoch time:``) also covers the epoch's validation iterations (5 for the time-budget trainers, next to 25
+training iterations) and the checkpoint, so it overstates a bare training step by ~10-20 %, alike for all trainers.
+"""
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+from nnunet_msfen.benchmark.accuracy_settings import AccuracyWorkdir
+from nnunet_msfen.benchmark.train_worker import STATS_FILE
+from nnunet_msfen.evaluation.regions import REGIONS
+
+
+def evaluate_trainer(wd: AccuracyWorkdir, trainer: str) -> Dict[str, object]:
+    """Score ``trainer``'s predictions against the test labels (``evaluation/*.json``/``.csv``) and combine the
+    means with the training statistics into one report row."""
+    from nnunet_msfen.evaluation.evaluate import evaluate_folders, save_results
+
+    results = evaluate_folders(str(wd.predictions(trainer)), str(wd.test_raw / "labelsTr"), "nnunet")
+    wd.evaluation(trainer).parent.mkdir(exist_ok=True)
+    save_results(results, str(wd.evaluation(trainer)))
+    stats = json.loads((wd.fold_dir(trainer) / STATS_FILE).read_text())
+    return report_row(trainer, results["mean"], stats, sorted(results["per_case"]))
+
+
+def report_row(trainer: str, mean: Mapping[str, Mapping[str, Optional[float]]], stats: Mapping[str, object],
+               cases: List[str]) -> Dict[str, object]:
+    """One trainer's row from the mean metrics (evaluate.py) and the training statistics (train_worker.py)."""
+    epoch_seconds = list(stats["epoch_seconds"])
+    per_epoch = stats["iterations_per_epoch"]
+    return {
+        "trainer": trainer,
+        "dice": {r: mean[r]["dice"] for r in REGIONS},
+        "hd95": {r: mean[r]["hd95"] for r in REGIONS},
+        "mean_dice": statistics.fmean(mean[r]["dice"] for r in REGIONS),
+        "epochs": stats["epochs"],
+        "iterations": stats["iterations"],
+        "seconds_per_iteration": statistics.fmean(epoch_seconds) / per_epoch if epoch_seconds else None,
+        "median_seconds_per_iteration": statistics.median(epoch_seconds) / per_epoch if epoch_seconds else None,
+        "training_minutes": sum(epoch_seconds) / 60,
+        "parameters": stats["parameters"],
+        "test_cases": cases,
+        "training": dict(stats),
+    }
+
+
+def _f(value: Optional[float], digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+COLUMNS = ["trainer", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "epochs", "iterations",
+           "s/it", "params (M)"]
+
+
+def table_cells(rows: List[Mapping]) -> List[List[str]]:
+    """The table's cells, one list per trainer, in ``COLUMNS`` order."""
+    return [[row["trainer"], *(_f(row["dice"][r], 4) for r in REGIONS), *(_f(row["hd95"][r], 2) for r in REGIONS),
+             str(row["epochs"]), str(row["iterations"]), _f(row["seconds_per_iteration"], 2),
+             f"{row['parameters'] / 1e6:.2f}"] for row in rows]
+
+
+def format_table(rows: List[Mapping]) -> str:
+    """A fixed-width text table for the terminal."""
+    cells = [COLUMNS] + table_cells(rows)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+                     for line in cells)
+
+
+def settings_summary(wd: AccuracyWorkdir) -> Dict[str, object]:
+    """The settings and the machine, for the JSON and the Markdown header."""
+    s = wd.settings
+    return {"train": str(Path(s.train).absolute()), "test": str(Path(s.test).absolute()), "config": s.config, "minutes": s.minutes,
+            "trainers": list(s.trainers), "nnunet_trainers": list(s.nnunet_trainers), "plans": s.plans,
+            "batch_size": s.batch_size, "seed": s.seed, "device": s.device, "tta": s.tta,
+            "da_processes": s.da_processes, "machine": f"{platform.node()} ({platform.processor() or platform.machine()})",
+            "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def markdown(rows: List[Mapping], summary: Mapping[str, object]) -> str:
+    """The report as Markdown: settings, then the table."""
+    s = summary
+    lines = [f"# Accuracy at an equal training budget ({s['config']}, {s['minutes']:g} min per trainer)", "",
+             f"- train: `{s['train']}`; test: `{s['test']}` ({len(rows[0]['test_cases'])} cases: "
+             f"{', '.join(rows[0]['test_cases'])})",
+             f"- plans `{s['plans']}`"
+             + (f" (batch size {s['batch_size']})" if s["batch_size"] is not None else "")
+             + f", fold all, seed {s['seed']}, device {s['device']}, test-time mirroring "
+             + ("on" if s["tta"] else "off"),
+             f"- machine {s['machine']}, written {s['written']}",
+             "- Dice and HD95 (mm): means over the test cases; s/it: mean epoch time / training iterations per "
+             "epoch (the epoch time includes its validation iterations)", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(c) + " |" for c in table_cells(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(wd: AccuracyWorkdir, rows: List[Mapping]) -> None:
+    """``accuracy.json`` (settings and rows) and ``accuracy.md`` in the workdir."""
+    summary = settings_summary(wd)
+    wd.report_json.write_text(json.dumps({"settings": summary, "results": list(rows)}, indent=2))
+    wd.report_md.write_text(markdown(rows, summary))
