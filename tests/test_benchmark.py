@@ -87,6 +87,7 @@ def test_ratios_need_the_reference():
     (["--networks", "unet++"], "unet\\+\\+"),
     (["--patch", "48", "48", "48"], "--patch 48 48 48"),
     (["--patch", "64", "64"], "--patch 64 64"),
+    (["--patch", "32", "32", "32"], "--patch 32 32 32"),  # 6 stages: a 1^3 bottleneck InstanceNorm cannot train on
     (["--stages", "9"], "n_stages=9"),
     (["--batch", "0"], "--batch 0"),
     (["--repeats", "0"], "--repeats 0"),

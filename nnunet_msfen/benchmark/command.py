@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", type=int, default=None,
                         help="number of stages (default: the plan's, 6 in 3D and 7 in 2D; fewer for a quick run)")
     parser.add_argument("--patch", type=int, nargs="+", default=None,
-                        help="patch size, divisible by 2^(stages-1) (default: 64 64 64 in 3D, 192 192 in 2D)")
+                        help="patch size, a multiple of 2^(stages-1), at least twice it (default: 64 64 64 in 3D, "
+                             "192 192 in 2D)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: 2 in 3D, 12 in 2D)")
     parser.add_argument("--case-shape", type=int, nargs="+", default=None,
                         help="spatial size of the case predicted (2D: slices x y; default: 128 128 128 in 3D, "
@@ -77,9 +78,10 @@ def _check(args: argparse.Namespace) -> dict:
     except ValueError as e:
         raise CommandError(str(e)) from None
     factor = 2 ** (arch["n_stages"] - 1)
-    if len(patch) != dims or any(p < 1 or p % factor for p in patch):
-        raise CommandError(f"--patch must be {dims} sizes, each a positive multiple of 2^(stages-1) = {factor} "
-                           f"for {arch['n_stages']} stages, got --patch {' '.join(map(str, patch))}")
+    # InstanceNorm needs more than one voxel at the bottleneck in training: at least 2 x 2^(stages-1) per axis
+    if len(patch) != dims or any(p < 2 * factor or p % factor for p in patch):
+        raise CommandError(f"--patch must be {dims} sizes, each a multiple of 2^(stages-1) = {factor} and at least "
+                           f"{2 * factor} for {arch['n_stages']} stages, got --patch {' '.join(map(str, patch))}")
     if len(case) != 3 or any(c < 1 for c in case):
         raise CommandError(f"--case-shape must be 3 positive sizes, got --case-shape {' '.join(map(str, case))}")
     for flag, value, low in (("--batch", batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
