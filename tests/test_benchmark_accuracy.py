@@ -132,7 +132,7 @@ def test_report_row_and_tables():
     assert "0.9000" in table and "5.50" in table and "n/a" in table and "0.60" in table and "2.50" in table
     md = markdown([row], {"config": "2d", "minutes": 10, "train": "T", "test": "S", "plans": "nnUNetPlans_bs12",
                           "batch_size": 12, "seed": 0, "device": "cpu", "tta": False, "machine": "m", "written": "w"})
-    assert "| nnUNetTrainerMSFEN_TimeBudget | 0.9000 | 0.8000 | 0.7000 | 3.00 | 5.50 | n/a | 2 | 50 | 0.60 | 2.50 |" in md
+    assert "| nnUNetTrainerMSFEN_TimeBudget | 0.9000 | 0.8000 | 0.7000 | 3.00 | 5.50 | n/a | 2 | 50 | 0.5 | 0.60 | 2.50 |" in md
     assert "batch size 12" in md and "2 cases: a, b" in md
 
 

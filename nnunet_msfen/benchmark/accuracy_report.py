@@ -55,13 +55,14 @@ def _f(value: Optional[float], digits: int) -> str:
 
 
 COLUMNS = ["trainer", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "epochs", "iterations",
-           "s/it", "params (M)"]
+           "min trained", "s/it", "params (M)"]
 
 
 def table_cells(rows: List[Mapping]) -> List[List[str]]:
     """The table's cells, one list per trainer, in ``COLUMNS`` order."""
     return [[row["trainer"], *(_f(row["dice"][r], 4) for r in REGIONS), *(_f(row["hd95"][r], 2) for r in REGIONS),
-             str(row["epochs"]), str(row["iterations"]), _f(row["seconds_per_iteration"], 2),
+             str(row["epochs"]), str(row["iterations"]), _f(row["training_minutes"], 1),
+             _f(row["seconds_per_iteration"], 2),
              f"{row['parameters'] / 1e6:.2f}"] for row in rows]
 
 
@@ -94,8 +95,9 @@ def markdown(rows: List[Mapping], summary: Mapping[str, object]) -> str:
              + f", fold all, seed {s['seed']}, device {s['device']}, test-time mirroring "
              + ("on" if s["tta"] else "off"),
              f"- machine {s['machine']}, written {s['written']}",
-             "- Dice and HD95 (mm): means over the test cases; s/it: mean epoch time / training iterations per "
-             "epoch (the epoch time includes its validation iterations)", "",
+             "- Dice and HD95 (mm): means over the test cases; min trained: sum of the epoch times (a time-budget "
+             "trainer stops after the last whole epoch that fits the budget); s/it: mean epoch time / training "
+             "iterations per epoch (the epoch time includes its validation iterations)", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(c) + " |" for c in table_cells(rows)]
     return "\n".join(lines) + "\n"
