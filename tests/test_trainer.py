@@ -110,6 +110,23 @@ def test_label_loss_is_point3_ce_plus_point7_dice(setting):
     assert (baseline.loss.weight_ce, baseline.loss.weight_dice) == (1, 1)
 
 
+def test_ignore_label_is_kept_with_the_msfen_weights(setting):
+    plans, dataset_json = setting
+    with_ignore = dict(dataset_json, labels={"background": 0, "edema": 1, "core": 2, "enhancing": 3, "ignore": 4})
+    with_ignore.pop("regions_class_order")
+    trainer = make_trainer(nnUNetTrainerMSFEN, plans, with_ignore)
+    assert trainer.label_manager.ignore_label == 4
+    loss = trainer._build_loss().loss
+    assert loss.ignore_label == 4 and (loss.weight_ce, loss.weight_dice) == (0.3, 0.7)
+    logits = torch.randn(1, 4, 6, 6, 6)
+    target = torch.randint(0, 4, (1, 1, 6, 6, 6)).float()
+    masked = target.clone()
+    masked[..., :3] = 4  # half the voxels carry the ignore label
+    changed = logits.clone()
+    changed[..., :3] += 100  # whatever the network says where the label is "ignore"
+    assert torch.allclose(loss(logits, masked), loss(changed, masked), atol=1e-5)
+
+
 def test_optimizer_is_nnunets_sgd_and_adam_variant_uses_warmup_cosine(setting):
     plans, dataset_json = setting
     trainer = make_trainer(nnUNetTrainerMSFEN, plans, dataset_json)
