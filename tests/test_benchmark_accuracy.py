@@ -136,6 +136,17 @@ def test_report_row_and_tables():
     assert "batch size 12" in md and "2 cases: a, b" in md
 
 
+def test_report_row_counts_a_cut_off_last_epoch():
+    mean = {r: {"dice": 0.5, "hd95": 1.0} for r in ("WT", "TC", "ET")}
+    # two whole epochs of 25 iterations (20 s each), then 5 iterations in 4 s before the budget ran out
+    stats = {"epochs": 3, "iterations": 55, "iterations_per_epoch": 25, "partial_epoch_iterations": 5,
+             "epoch_seconds": [20.0, 20.0, 4.0], "parameters": 1}
+    row = report_row("t", mean, stats, ["a"])
+    assert row["seconds_per_iteration"] == pytest.approx(44.0 / 55)
+    assert row["median_seconds_per_iteration"] == pytest.approx(20.0 / 25)
+    assert row["training_minutes"] == pytest.approx(44.0 / 60)
+
+
 def test_augmentation_workers_get_seeds(monkeypatch):
     from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as trainer_module
 

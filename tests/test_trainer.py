@@ -201,18 +201,46 @@ def test_time_budget_reads_minutes_from_the_environment(monkeypatch, value, bad)
     assert training_minutes_from_environment() == 2.5
 
 
-def test_time_budget_resizes_the_schedule_and_stops_when_spent(setting, monkeypatch):
+def test_time_budget_resizes_the_schedule_to_the_measured_epoch_time(setting, monkeypatch):
     plans, dataset_json = setting
     monkeypatch.setenv(BUDGET_VARIABLE, "1")  # 60 s
     trainer = make_trainer(nnUNetTrainerMSFEN_TimeBudget, plans, dataset_json)
     trainer.initialize()
     assert trainer.num_iterations_per_epoch == 25 and trainer.save_every == 1
     monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", lambda self: setattr(self, "current_epoch", self.current_epoch + 1))
-    for epoch in range(10):  # every epoch "takes" 20 s: 3 fit the budget
+    for epoch in range(2):  # every epoch "takes" 20 s: 3 fit the budget
         trainer.logger.log("epoch_start_timestamps", 100.0 + 20 * epoch, epoch)
         trainer.logger.log("epoch_end_timestamps", 120.0 + 20 * epoch, epoch)
-        try:
-            trainer.on_epoch_end()
-        except StopTraining:
-            break
-    assert trainer.current_epoch == 3 and trainer.num_epochs == 3 and trainer.lr_scheduler.max_steps == 3
+        trainer.on_epoch_end()  # never stops by itself: the budget is checked per iteration
+    assert trainer.current_epoch == 2 and trainer.num_epochs == 3 and trainer.lr_scheduler.max_steps == 3
+
+
+@pytest.mark.parametrize("iterations_before_stop", [0, 3])
+def test_time_budget_stops_within_an_epoch(setting, monkeypatch, iterations_before_stop):
+    from nnunet_msfen.training import time_budget
+
+    plans, dataset_json = setting
+    monkeypatch.setenv(BUDGET_VARIABLE, "1")  # 60 s
+    trainer = make_trainer(nnUNetTrainerMSFEN_TimeBudget, plans, dataset_json)
+    trainer.initialize()
+    steps = []
+    monkeypatch.setattr(nnUNetTrainer, "train_step", lambda self, batch: steps.append(batch) or {"loss": 0.0})
+    clock = [0.0]
+    monkeypatch.setattr(time_budget, "time", lambda: clock[0])
+    for epoch in range(2):  # two whole epochs of 20 s
+        trainer.logger.log("epoch_start_timestamps", 20.0 * epoch, epoch)
+        trainer.logger.log("epoch_end_timestamps", 20.0 * epoch + 20, epoch)
+    trainer.current_epoch, trainer.iterations_this_epoch = 2, 0
+    trainer.logger.log("epoch_start_timestamps", 100.0, 2)  # the running epoch started at t = 100
+    for i in range(iterations_before_stop):  # 40 s logged + up to 12 s of this epoch: within the budget
+        clock[0] = 100.0 + 6 * i
+        trainer.train_step(i)
+    clock[0] = 120.0  # 40 + 20 s = the budget: the next iteration must not run
+    with pytest.raises(StopTraining):
+        trainer.train_step("late")
+    assert steps == list(range(iterations_before_stop))
+    assert trainer.logger.get_value("epoch_end_timestamps", step=None)[-1] == 120.0
+    assert trainer.iterations_trained() == 50 + iterations_before_stop
+    assert trainer.budget_summary()["seconds"] == pytest.approx(60.0)
+    # an epoch that trained counts as done in the final checkpoint; one cut off before its first iteration not
+    assert trainer.current_epoch == (3 if iterations_before_stop else 2)

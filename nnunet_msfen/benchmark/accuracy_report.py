@@ -1,9 +1,11 @@
 """The report of ``benchmark-accuracy``: per trainer the mean Dice and HD95 of WT, TC and ET over the test cases,
 beside what the budget bought (epochs, iterations) and cost (seconds per iteration, parameters).
 
-Seconds per iteration = mean epoch time / training iterations per epoch, where nnU-Net's epoch time (its log's
+Seconds per iteration = the summed epoch times / training iterations, where nnU-Net's epoch time (its log's
 ``Epoch time:``) also covers the epoch's validation iterations (5 for the time-budget trainers, next to 25
 training iterations) and the checkpoint, so it overstates a bare training step by ~10-20 %, alike for all trainers.
+The last epoch of a time-budget training is usually cut off within its iterations; it counts with the iterations
+it ran.
 """
 import json
 import platform
@@ -34,6 +36,9 @@ def report_row(trainer: str, mean: Mapping[str, Mapping[str, Optional[float]]], 
     """One trainer's row from the mean metrics (evaluate.py) and the training statistics (train_worker.py)."""
     epoch_seconds = list(stats["epoch_seconds"])
     per_epoch = stats["iterations_per_epoch"]
+    # the last epoch of a time-budget training can be cut off within its iterations: the median uses whole epochs
+    whole = epoch_seconds[:-1] if stats.get("partial_epoch_iterations") is not None else epoch_seconds
+    iterations = stats["iterations"]
     return {
         "trainer": trainer,
         "dice": {r: mean[r]["dice"] for r in REGIONS},
@@ -41,8 +46,8 @@ def report_row(trainer: str, mean: Mapping[str, Mapping[str, Optional[float]]], 
         "mean_dice": statistics.fmean(mean[r]["dice"] for r in REGIONS),
         "epochs": stats["epochs"],
         "iterations": stats["iterations"],
-        "seconds_per_iteration": statistics.fmean(epoch_seconds) / per_epoch if epoch_seconds else None,
-        "median_seconds_per_iteration": statistics.median(epoch_seconds) / per_epoch if epoch_seconds else None,
+        "seconds_per_iteration": sum(epoch_seconds) / iterations if iterations else None,
+        "median_seconds_per_iteration": statistics.median(whole) / per_epoch if whole else None,
         "training_minutes": sum(epoch_seconds) / 60,
         "parameters": stats["parameters"],
         "test_cases": cases,
@@ -96,8 +101,8 @@ def markdown(rows: List[Mapping], summary: Mapping[str, object]) -> str:
              + ("on" if s["tta"] else "off"),
              f"- machine {s['machine']}, written {s['written']}",
              "- Dice and HD95 (mm): means over the test cases; min trained: sum of the epoch times (a time-budget "
-             "trainer stops after the last whole epoch that fits the budget); s/it: mean epoch time / training "
-             "iterations per epoch (the epoch time includes its validation iterations)", "",
+             "trainer stops before the first training iteration past the budget); s/it: minutes trained / training "
+             "iterations (the epoch times include their validation iterations)", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(c) + " |" for c in table_cells(rows)]
     return "\n".join(lines) + "\n"

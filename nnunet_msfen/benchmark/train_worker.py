@@ -56,12 +56,17 @@ def training_stats(trainer, seconds: float) -> Dict[str, object]:
     epoch_seconds: List[float] = [e - s for s, e in zip(logged("epoch_start_timestamps"),
                                                          logged("epoch_end_timestamps"))]
     losses = logged("train_losses")
+    per_epoch = int(trainer.num_iterations_per_epoch)
+    # a time-budget trainer stops within an epoch: its last logged epoch may be cut off
+    partial = getattr(trainer, "partial_epoch_iterations", None)
+    iterations = trainer.iterations_trained() if hasattr(trainer, "iterations_trained") else len(epoch_seconds) * per_epoch
     return {
         "trainer": type(trainer).__name__,
         "epochs": len(epoch_seconds),
-        "iterations_per_epoch": int(trainer.num_iterations_per_epoch),
+        "iterations_per_epoch": per_epoch,
+        "partial_epoch_iterations": partial,
         "val_iterations_per_epoch": int(trainer.num_val_iterations_per_epoch),
-        "iterations": len(epoch_seconds) * int(trainer.num_iterations_per_epoch),
+        "iterations": int(iterations),
         "epoch_seconds": [round(s, 3) for s in epoch_seconds],
         "parameters": int(sum(p.numel() for p in trainer.network.parameters())),
         "budget_minutes": trainer.budget_seconds / 60 if hasattr(trainer, "budget_seconds") else None,
