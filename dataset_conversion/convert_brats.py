@@ -156,7 +156,7 @@ def convert_brats(src: Path, dataset_id: int, name: Optional[str] = None, num_pr
         BratsConversionError: nnUNet_raw unset, or an existing dataset folder of different content.
     """
     from nnunet_msfen.dataset_conversion.atomic_io import atomic_write_json, remove_scratch
-    from nnunet_msfen.dataset_conversion.manifest import MANIFEST_NAME, outputs_intact, source_stamp
+    from nnunet_msfen.dataset_conversion.manifest import MANIFEST_NAME, outputs_intact, sources_unchanged
 
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")
@@ -172,7 +172,7 @@ def convert_brats(src: Path, dataset_id: int, name: Optional[str] = None, num_pr
 
     def done(c: BratsCase) -> bool:
         rec = manifest["cases"].get(c.case_id)
-        return rec is not None and rec["sources"] == source_stamp(c) and outputs_intact(out, rec)
+        return rec is not None and sources_unchanged(c, rec["sources"]) and outputs_intact(out, rec)
 
     todo = [c for c in cases if c.problem is not None or not done(c)]
     checked = list(_map(_validate, todo, num_processes, "checking", progress))

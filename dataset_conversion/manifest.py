@@ -1,10 +1,13 @@
 """The record a conversion keeps in its dataset folder: ``brats_cases.json``.
 
 It maps every nnU-Net case id to its original BraTS case id, release and label convention (what export-brats
-needs to name and relabel predictions for the portal) and stores, per converted case, the size and mtime of
+needs to name and relabel predictions for the portal) and stores, per converted case, the size, mtime and SHA-256 of
 each source file and the size of each output file: a rerun skips a case only when both still match, and a
 dataset folder whose record disagrees with the source is "different content" (refused without --overwrite).
+A source file whose mtime changed but whose content did not (a copied, re-extracted or re-synced download) is
+the same file: the hash decides, and it is computed only for files whose mtime moved.
 """
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -35,13 +38,37 @@ def load_manifest(path: Path) -> Dict[str, Any]:
     return m
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def source_stamp(case: BratsCase) -> Dict[str, Dict[str, Any]]:
-    """Name, size and mtime of each source file of ``case`` (cheap: no file is read)."""
+    """Name, size, mtime and SHA-256 of each source file of ``case``."""
     stamp = {}
     for p in source_files(case):
         st = os.stat(p)
-        stamp[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        stamp[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(p)}
     return stamp
+
+
+def sources_unchanged(case: BratsCase, recorded: Dict[str, Dict[str, Any]]) -> bool:
+    """Whether the source files of ``case`` are those ``recorded``: same names and sizes, and the same mtime or,
+    where the mtime moved, the same SHA-256 (records without hashes then count as changed)."""
+    files = {p.name: p for p in source_files(case)}
+    if set(files) != set(recorded):
+        return False
+    for name, p in files.items():
+        st, rec = os.stat(p), recorded[name]
+        if st.st_size != rec["size"]:
+            return False
+        if st.st_mtime_ns != rec["mtime_ns"] and rec.get("sha256") != file_sha256(p):
+            return False
+    return True
 
 
 def outputs_intact(dataset_dir: Path, record: Dict[str, Any]) -> bool:
@@ -69,6 +96,6 @@ def conflicts(manifest: Dict[str, Any], src: Path, release: str, cases: List[Bra
         case = by_id.get(record["brats_id"])
         if case is None:
             why.append(f"case {case_id} is not in the source any more")
-        elif source_stamp(case) != record["sources"]:
+        elif not sources_unchanged(case, record["sources"]):
             why.append(f"source files of case {case_id} changed since it was converted")
     return why

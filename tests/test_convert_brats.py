@@ -193,6 +193,24 @@ def test_killed_half_way_then_rerun(tmp_path, nnunet_dirs, monkeypatch):
     assert json.loads((out / "dataset.json").read_text())["numTraining"] == 4
 
 
+def test_rerun_after_a_copy_that_moved_mtimes_skips_and_a_content_change_is_refused(tmp_path, nnunet_dirs):
+    src, cases = make_release(tmp_path / "src", "2021", n=2)
+    out = convert(src)
+    written = {p: p.stat().st_mtime_ns for p in (out / "imagesTr").iterdir()}
+    for p in src.rglob("*.nii.gz"):  # as copying or re-extracting the download does: same bytes, new mtimes
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    convert(src)
+    assert {p: p.stat().st_mtime_ns for p in (out / "imagesTr").iterdir()} == written
+    flair = sorted(src.rglob("*flair.nii.gz"))[0]
+    data = bytearray(flair.read_bytes())
+    data[-5] ^= 0xFF  # same size, other content (the gzip trailer's CRC)
+    flair.write_bytes(bytes(data))
+    before = tree_hash(out)
+    with pytest.raises(BratsConversionError, match="changed since it was converted"):
+        convert(src)
+    assert tree_hash(out) == before
+
+
 def test_skip_bad_lists_bad_cases_and_converts_good(tmp_path, nnunet_dirs, capsys):
     src, cases = make_release(tmp_path / "src", "2018", n=3)
     cases["Brats18_TCIA01_002_1"]["paths"]["flair"].unlink()
