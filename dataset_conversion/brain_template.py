@@ -1,11 +1,9 @@
 """A procedural brain: background, CSF, grey matter and white matter on any grid, from a random generator.
 
-Chosen over a shipped template (nilearn's MNI152 maps, Debian's mricron-data) on purpose: the phantom must be
-identical for a seed on every machine, and a template-with-fallback would give different phantoms depending on
-what is installed; nilearn would also add nilearn, lxml and their data (~20 MB) to a package that needs none of
-it otherwise. The anatomy is coarse but has what a segmentation network must learn to ignore: an irregular
-cortical surface with a CSF rim and sulci, a GM ribbon, WM, lateral ventricles, deep grey nuclei and the
-interhemispheric fissure, all varying per seed.
+The phantom's fallback anatomy when the MNI152 template (mni_template.py, from nilearn's wheel) is not installed,
+and the choice for phantoms that must not depend on an installed file (``--anatomy procedural``). Coarse, but it
+has what a segmentation network must learn to ignore: an irregular cortical surface with a CSF rim and sulci, a GM
+ribbon, WM, lateral ventricles, deep grey nuclei and the interhemispheric fissure, all varying per seed.
 """
 from typing import Sequence, Tuple
 

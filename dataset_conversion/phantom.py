@@ -4,9 +4,15 @@ Layouts (each as distributed, side files included so that the converter meets th
 2018 and 2019 ``HGG/``/``LGG/`` subfolders with CSV files; 2020 uncompressed ``.nii`` with ``name_mapping.csv``
 and ``survival_info.csv``; 2021 ``BraTS2021_NNNNN``; 2023 ``BraTS-GLI-NNNNN-000`` with t1n/t1c/t2w/t2f and 2023
 labels. Case i uses the seed (seed, i), so adding cases never changes the earlier ones.
+
+Anatomy: ``template`` (the MNI152 tissue maps nilearn ships, mni_template.py), ``procedural`` (brain_template.py)
+or ``auto``: the template when nilearn is installed, otherwise the procedural brain, with a warning. The anatomy
+used (and the template files' SHA-256) is recorded in ``phantom.json``: a seed gives the same cases for the same
+anatomy on every machine.
 """
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -29,6 +35,29 @@ LAYOUTS: Dict[str, Tuple[str, bool, str, int, str, Dict[str, str]]] = {
     "2023": ("ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData", False, "BraTS-GLI-{:05d}-000", 0, ".nii.gz", {}),
 }
 MAX_CASES = 999
+ANATOMY_CHOICES = ("auto", "template", "procedural")
+
+
+class ProceduralFallbackWarning(UserWarning):
+    """``anatomy="auto"`` found no template and used the procedural brain."""
+
+
+def resolve_anatomy(anatomy: str) -> str:
+    """``template`` or ``procedural`` for an anatomy choice; ``auto`` picks the template when it is installed and
+    warns when it is not. ValueError for an unknown choice, TemplateNotFoundError for ``template`` without it."""
+    from nnunet_msfen.dataset_conversion.mni_template import INSTALL_HINT, require_template_folder, template_folder
+
+    if anatomy not in ANATOMY_CHOICES:
+        raise ValueError(f"anatomy must be one of {list(ANATOMY_CHOICES)}, got {anatomy!r}")
+    if anatomy == "template":
+        require_template_folder()
+    if anatomy != "auto":
+        return anatomy
+    if template_folder() is not None:
+        return "template"
+    warnings.warn(f"the MNI152 template is not installed, the phantoms get the procedural brain ({INSTALL_HINT} "
+                  f"for the template)", ProceduralFallbackWarning, stacklevel=3)
+    return "procedural"
 
 
 def _existing_cases(root: Path) -> List[str]:
@@ -39,8 +68,9 @@ def _existing_cases(root: Path) -> List[str]:
 
 
 def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Sequence[int] = (64, 64, 64),
-                             seed: int = 0, progress: bool = False) -> List[Path]:
+                             seed: int = 0, progress: bool = False, anatomy: str = "auto") -> List[Path]:
     """Write ``n`` phantom cases under ``out/<release folder>/``; returns the case folders in order.
+    ``anatomy``: ``auto``, ``template`` or ``procedural`` (module docstring); the one used is in ``phantom.json``.
 
     Rerunning with the same arguments rewrites identical files (each written atomically). Raises ValueError for
     invalid arguments, BratsConversionError if the release folder already holds cases this call would not
@@ -59,6 +89,12 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
         raise ValueError(f"n must be an integer from 1 to {MAX_CASES}, got {n!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    used = resolve_anatomy(anatomy)
+    record = {"layout": layout, "n": n, "shape": list(shape), "seed": seed, "anatomy": used}
+    if used == "template":
+        from nnunet_msfen.dataset_conversion.mni_template import TEMPLATE_NAME, template_fingerprint
+
+        record.update(template=TEMPLATE_NAME, template_sha256=template_fingerprint())
     folder, graded, id_format, first, ending, side_files = LAYOUTS[layout]
     release = RELEASES[layout]
     root = Path(out) / folder
@@ -69,7 +105,7 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
             raise BratsConversionError(f"{root} already holds other cases {foreign[:5]}; choose an empty OUT")
     case_dirs = []
     for i, case_id in enumerate(tqdm(ids, desc="phantom", unit="case", disable=not progress, file=sys.stderr)):
-        case = generate_phantom_case(shape, seed=_case_seed(seed, i), convention=release.convention)
+        case = generate_phantom_case(shape, seed=_case_seed(seed, i), convention=release.convention, anatomy=used)
         case_dir = root / (case.grade if graded else "") / case_id
         arrays = list(zip(release.modality_suffixes, (case.images[m] for m in ("t1", "t1ce", "t2", "flair"))))
         for suffix, arr in arrays + [(release.seg_suffix, case.seg)]:
@@ -81,8 +117,7 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
     for name, header in side_files.items():  # header-only CSVs: present like in the release, never read
         with atomic_path(root / name, root) as tmp:
             tmp.write_text(header)
-    atomic_write_json({"layout": layout, "n": n, "shape": list(shape), "seed": seed}, Path(out) / "phantom.json",
-                      root)
+    atomic_write_json(record, Path(out) / "phantom.json", root)
     remove_scratch(root)
     return case_dirs
 
@@ -102,16 +137,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=(64, 64, 64),
                         help="grid size in voxels of 1 mm (default 64 64 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--anatomy", choices=ANATOMY_CHOICES, default="auto",
+                        help="brain anatomy: the MNI152 template nilearn ships, a procedural brain, or auto (the "
+                             "template when nilearn is installed, else procedural with a warning; default)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the phantom cases; user errors become CommandError (exit 1)."""
+    import json
+
     from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.dataset_conversion.mni_template import TemplateNotFoundError
 
     try:
         dirs = generate_phantom_dataset(args.out, args.n, args.layout, tuple(args.shape), args.seed,
-                                        progress=True)
-    except (BratsConversionError, ValueError) as e:
+                                        progress=True, anatomy=args.anatomy)
+    except (BratsConversionError, ValueError, TemplateNotFoundError) as e:
         raise CommandError(str(e)) from None
-    print(f"wrote {len(dirs)} phantom case(s) in the BraTS {args.layout} layout under {args.out}")
+    record = json.loads((Path(args.out) / "phantom.json").read_text())
+    anatomy = record.get("template", "procedural brain")
+    print(f"wrote {len(dirs)} phantom case(s) in the BraTS {args.layout} layout under {args.out} "
+          f"(anatomy: {anatomy})")
     return 0

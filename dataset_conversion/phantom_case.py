@@ -75,22 +75,35 @@ def _tumours(tissue: np.ndarray, radius_map: np.ndarray, rng: np.random.Generato
     return classes, lgg
 
 
+ANATOMIES = ("template", "procedural")
+
+
 def generate_phantom_case(shape: Sequence[int] = (64, 64, 64), seed: int = 0,
-                          convention: str = "legacy") -> PhantomCase:
-    """A phantom case on a grid of ``shape`` = (X, Y, Z) voxels (SimpleITK order) of 1 mm, deterministic in ``seed``.
+                          convention: str = "legacy", anatomy: str = "procedural") -> PhantomCase:
+    """A phantom case on a grid of ``shape`` = (X, Y, Z) voxels (SimpleITK order) of 1 mm, deterministic in ``seed``
+    and ``anatomy``.
 
     Args:
         shape: grid size (X, Y, Z), each at least 16.
         seed: any non-negative integer; the same seed gives the same arrays.
         convention: labels of the result, ``legacy`` (1 NCR/NET, 2 ED, 4 ET) or ``2023`` (1, 2, 3).
+        anatomy: ``template`` (the MNI152 tissue maps nilearn ships, in a random pose: mni_template.py;
+            TemplateNotFoundError if nilearn is not installed) or ``procedural`` (brain_template.py, no files).
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 16:
         raise ValueError(f"shape must be three sizes of at least 16 voxels, got {shape}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if anatomy not in ANATOMIES:
+        raise ValueError(f"anatomy must be one of {list(ANATOMIES)}, got {anatomy!r}")
     rng = np.random.default_rng(seed)
-    tissue, radius_map = procedural_brain(shape[::-1], rng)
+    if anatomy == "template":
+        from nnunet_msfen.dataset_conversion.mni_template import template_brain
+
+        tissue, radius_map = template_brain(shape[::-1], rng)
+    else:
+        tissue, radius_map = procedural_brain(shape[::-1], rng)
     classes, lgg = _tumours(tissue, radius_map, rng)
     cls = np.where(classes > 0, classes.astype(np.int64) + 3, tissue)  # index into the _MEANS columns
     mask = cls > 0

@@ -11,15 +11,22 @@ from scipy import ndimage
 from nnunet_msfen.cli import main
 from nnunet_msfen.dataset_conversion.convert_brats import convert_brats
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError
-from nnunet_msfen.dataset_conversion.phantom import LAYOUTS, generate_phantom_dataset
+from nnunet_msfen.dataset_conversion import mni_template
+from nnunet_msfen.dataset_conversion.brain_template import CSF, GM, WM
+from nnunet_msfen.dataset_conversion.phantom import (LAYOUTS, ProceduralFallbackWarning, generate_phantom_dataset,
+                                                     resolve_anatomy)
 from nnunet_msfen.dataset_conversion.phantom_case import generate_phantom_case
 
 SHAPE = (32, 32, 24)
 CONSOLE = Path(sys.executable).parent / "nnunet-msfen"
+HAS_TEMPLATE = mni_template.template_folder() is not None
+needs_template = pytest.mark.skipif(not HAS_TEMPLATE, reason="nilearn (the MNI152 template) is not installed")
+ANATOMIES = [pytest.param("template", marks=needs_template), "procedural"]
 
 
-def test_same_seed_same_case_other_seed_other_case():
-    a, b, c = (generate_phantom_case(SHAPE, s) for s in (3, 3, 4))
+@pytest.mark.parametrize("anatomy", ANATOMIES)
+def test_same_seed_same_case_other_seed_other_case(anatomy):
+    a, b, c = (generate_phantom_case(SHAPE, s, anatomy=anatomy) for s in (3, 3, 4))
     for m in a.images:
         np.testing.assert_array_equal(a.images[m], b.images[m])
         assert a.images[m].dtype == np.int16 and a.images[m].shape == SHAPE[::-1]
@@ -27,9 +34,10 @@ def test_same_seed_same_case_other_seed_other_case():
     assert not np.array_equal(a.seg, c.seg)
 
 
+@pytest.mark.parametrize("anatomy", ANATOMIES)
 @pytest.mark.parametrize("seed", range(6))
-def test_labels_are_nested_and_inside_the_brain(seed):
-    case = generate_phantom_case(SHAPE, seed, convention="legacy")
+def test_labels_are_nested_and_inside_the_brain(seed, anatomy):
+    case = generate_phantom_case(SHAPE, seed, convention="legacy", anatomy=anatomy)
     seg = case.seg
     assert set(np.unique(seg)) <= {0, 1, 2, 4} and (seg == 2).any()
     core = (seg == 1) | (seg == 4)
@@ -40,10 +48,11 @@ def test_labels_are_nested_and_inside_the_brain(seed):
         assert np.isin(seg[ndimage.binary_dilation(seg == 1)], [1, 4]).all()
 
 
-def test_tumour_is_visible_and_small_lesions_occur():
+@pytest.mark.parametrize("anatomy", ANATOMIES)
+def test_tumour_is_visible_and_small_lesions_occur(anatomy):
     cnr, small = [], 0
     for seed in range(8):
-        case = generate_phantom_case(SHAPE, seed, convention="2023")
+        case = generate_phantom_case(SHAPE, seed, convention="2023", anatomy=anatomy)
         flair, t1ce, seg = (case.images["flair"].astype(float), case.images["t1ce"].astype(float), case.seg)
         brain = (flair > 0) & (seg == 0)
         cnr.append((flair[seg == 2].mean() - flair[brain].mean()) / flair[brain].std())
@@ -77,3 +86,44 @@ def test_cli_writes_deterministic_files_and_refuses_foreign_cases(tmp_path):
     assert main(["phantom", str(tmp_path / "c"), "-n", "1", "--shape", "8", "8", "8"]) == 1
     with pytest.raises(ValueError, match="layout"):
         generate_phantom_dataset(tmp_path / "d", 1, "2022")
+
+
+@needs_template
+def test_template_brain_has_real_anatomy_in_a_pose_that_varies_with_the_seed():
+    shape = (48, 56, 48)
+    first, radius = mni_template.template_brain(shape, np.random.default_rng(0))
+    again, _ = mni_template.template_brain(shape, np.random.default_rng(0))
+    other, _ = mni_template.template_brain(shape, np.random.default_rng(1))
+    np.testing.assert_array_equal(first, again)
+    assert np.mean((first > 0) != (other > 0)) > 0.02  # another pose: the brain outline moves
+    brain = first > 0
+    assert 0.1 < brain.mean() < 0.6  # a head in the field of view, not a speck, not the whole grid
+    counts = {k: int(np.sum(first == k)) for k in (CSF, GM, WM)}
+    assert counts[GM] > counts[WM] > counts[CSF] > 0  # cortex outweighs white matter, as in an adult brain
+    # ventricles: CSF deep inside the brain, not only the outer rim
+    assert (first[radius < 0.5] == CSF).any()
+    assert radius[brain].min() == 0 and (radius[~brain] == 1).all()
+    assert not brain[0].any() and not brain[-1].any()  # the brain fits the grid
+
+
+def test_auto_anatomy_falls_back_with_a_warning_and_records_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(mni_template, "template_folder", lambda: None)
+    with pytest.warns(ProceduralFallbackWarning, match="pip install"):
+        generate_phantom_dataset(tmp_path / "p", 1, shape=(20, 20, 16), anatomy="auto")
+    assert json.loads((tmp_path / "p" / "phantom.json").read_text())["anatomy"] == "procedural"
+    with pytest.raises(mni_template.TemplateNotFoundError, match="pip install nilearn"):
+        resolve_anatomy("template")
+    assert main(["phantom", str(tmp_path / "t"), "-n", "1", "--shape", "20", "20", "16", "--anatomy", "template"]) == 1
+    assert not (tmp_path / "t").exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="'mni'"):
+        resolve_anatomy("mni")
+
+
+@needs_template
+def test_template_phantoms_record_the_template(tmp_path, capsys):
+    assert main(["phantom", str(tmp_path / "p"), "-n", "1", "--shape", "24", "24", "20"]) == 0
+    assert "MNI152" in capsys.readouterr().out
+    record = json.loads((tmp_path / "p" / "phantom.json").read_text())
+    assert record["anatomy"] == "template" and "MNI152" in record["template"]
+    assert sorted(record["template_sha256"]) == sorted(mni_template.TEMPLATE_FILES.values())
+    assert all(len(h) == 64 for h in record["template_sha256"].values())

@@ -72,6 +72,8 @@ def make_phantoms(wd: DemoWorkdir) -> None:
     s = wd.settings
     cases = generate_phantom_dataset(wd.phantom, s.train_cases + s.test_cases, PHANTOM_LAYOUT, s.shape, s.seed,
                                      progress=True)
+    record = json.loads((wd.phantom / "phantom.json").read_text())
+    print(f"      anatomy: {record.get('template', 'procedural brain')}", flush=True)
     heldout = wd.heldout / LAYOUTS[PHANTOM_LAYOUT][0]
     heldout.mkdir(parents=True)
     for case in cases[s.train_cases:]:
