@@ -244,3 +244,17 @@ def test_time_budget_stops_within_an_epoch(setting, monkeypatch, iterations_befo
     assert trainer.budget_summary()["seconds"] == pytest.approx(60.0)
     # an epoch that trained counts as done in the final checkpoint; one cut off before its first iteration not
     assert trainer.current_epoch == (3 if iterations_before_stop else 2)
+
+
+@pytest.mark.parametrize("pair", [("nnUNetTrainer_Short", "nnUNetTrainerMSFEN_Short"),
+                                  ("nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_Smoke")])
+def test_paired_short_schedules_differ_only_in_the_network(setting, pair):
+    import nnunet_msfen.training as training
+
+    plans, dataset_json = setting
+    base, msfen = (make_trainer(getattr(training, name), plans, dataset_json) for name in pair)
+    schedule = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "save_every",
+                "initial_lr", "weight_decay")
+    assert [getattr(base, a) for a in schedule] == [getattr(msfen, a) for a in schedule]
+    assert isinstance(msfen, nnUNetTrainerMSFEN) and not isinstance(base, nnUNetTrainerMSFEN)
+    assert set(pair) <= set(training.__all__)

@@ -4,9 +4,11 @@ from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 from nnunet_msfen.training.nnUNetTrainerMSFEN_Adam import nnUNetTrainerMSFEN_Adam
 from nnunet_msfen.training.nnUNetTrainerMSFEN_EarlyStopping import nnUNetTrainerMSFEN_EarlyStopping
 from nnunet_msfen.training.time_budget import nnUNetTrainer_TimeBudget, nnUNetTrainerMSFEN_TimeBudget
-from nnunet_msfen.training.short_schedules import (nnUNetTrainer_Smoke, nnUNetTrainerMSFEN_50epochs,
-                                                   nnUNetTrainerMSFEN_5epochs, nnUNetTrainerMSFEN_Smoke)
+from nnunet_msfen.training.short_schedules import (nnUNetTrainer_Short, nnUNetTrainer_Smoke,
+                                                   nnUNetTrainerMSFEN_50epochs, nnUNetTrainerMSFEN_5epochs,
+                                                   nnUNetTrainerMSFEN_Short, nnUNetTrainerMSFEN_Smoke)
 
 __all__ = ["nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_Adam", "nnUNetTrainerMSFEN_EarlyStopping",
            "nnUNetTrainerMSFEN_Smoke", "nnUNetTrainerMSFEN_5epochs", "nnUNetTrainerMSFEN_50epochs",
-           "nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_TimeBudget", "nnUNetTrainer_TimeBudget"]
+           "nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_Short", "nnUNetTrainer_Short", "nnUNetTrainerMSFEN_TimeBudget",
+           "nnUNetTrainer_TimeBudget"]

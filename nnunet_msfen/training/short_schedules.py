@@ -3,6 +3,10 @@
 ``*_Smoke``: 2 epochs of 2 iterations, a checkpoint every epoch and no mirroring (neither as augmentation nor as
 test-time augmentation, which is 8x the validation time in 3D): tests and CI. ``nnUNetTrainer_Smoke`` gives
 nnU-Net's baseline the very same schedule, so that a comparison differs only in the network.
+
+``*_Short``: 8 epochs of 25 iterations (200 in all; nnU-Net's poly learning rate over them), mirroring and the
+final validation as in nnU-Net: cross-validation comparisons on phantom data on a CPU, where a fixed number of
+iterations (unlike a time budget) gives the same result however loaded the machine is.
 """
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -45,3 +49,17 @@ class nnUNetTrainerMSFEN_50epochs(nnUNetTrainerMSFEN):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = 50
+
+
+class nnUNetTrainerMSFEN_Short(nnUNetTrainerMSFEN):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        _shorten(self, epochs=8, iterations=25, val_iterations=5, save_every=4)
+
+
+class nnUNetTrainer_Short(nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        _shorten(self, epochs=8, iterations=25, val_iterations=5, save_every=4)
