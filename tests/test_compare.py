@@ -135,6 +135,8 @@ def test_verdict_holm_and_files(better):
     assert c["cost"]["TrainerA"]["parameters"] == 64
     assert c["cost"]["TrainerB"]["epoch_time_mean_s"] == pytest.approx(11.5)
     assert c["cost"]["TrainerA"]["inference_time_s"] is None
+    # no raw images and no loadable nnU-Net model here: the timing is reported as not measured, with the reason
+    assert all(t["seconds"] is None and t["why"].startswith("not measured") for t in c["inference"].values())
     # probabilities: A label-based softmax, B region-based sigmoid; B's perfect predictions separate perfectly
     assert c["auc"]["TrainerB"]["ET"] == pytest.approx(1.0)
     assert 0.5 < c["auc"]["TrainerA"]["WT"] < 1.0

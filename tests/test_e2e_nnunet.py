@@ -130,3 +130,16 @@ def test_training_on_msfen_plans(tiny_dataset):
     assert (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
     plans = json.loads((fold_dir.parent / "plans.json").read_text())
     assert plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"].endswith("MSFENUNet")
+
+
+def test_inference_time_of_a_trained_fold(cross_validation):
+    from nnunet_msfen.evaluation.cost import inference_time
+
+    ds = cross_validation
+    fold_dir = model_folder(ds) / "fold_1"
+    case = case_ids(fold_dir / "validation")[0]
+    images = sorted((ds.raw / ds.dataset_name / "imagesTr").glob(f"{case}_*.nii.gz"))
+    assert len(images) == 4
+    assert 0 < inference_time(fold_dir, images, repeats=1) < 300
+    with pytest.raises(ValueError, match="no checkpoint_final.pth"):
+        inference_time(fold_dir.parent / "fold_9", images)

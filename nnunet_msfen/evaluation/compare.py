@@ -89,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "$nnUNet_results/DATASET/compare__A__vs__B__PLANS__CONFIG)")
     parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS), help="label convention")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--inference-device", default="cpu", choices=["cpu", "cuda"],
+                        help="cross-validation mode: device of the timed prediction of one case per model (cpu)")
+    parser.add_argument("--no-inference-timing", action="store_true",
+                        help="do not time a prediction (the cost table then says 'not measured')")
 
 
 def _resolve(args: argparse.Namespace) -> Dict:
@@ -142,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"-np must be >= 1, got {args.num_processes}")
     try:
         setup = _resolve(args)
-        summary = compare_and_report(setup, args.labels, args.num_processes)
+        summary = compare_and_report(setup, args.labels, args.num_processes,
+                                     None if args.no_inference_timing else args.inference_device)
     except ValueError as e:
         raise CommandError(str(e)) from None
     print(summary["verdict"])

@@ -109,9 +109,43 @@ def _overlay_cases(per_case_b: Mapping, setup: Mapping, convention: str) -> List
     return out
 
 
-def compare_and_report(setup: Mapping, convention: str = "nnunet", num_processes: int = 1) -> Dict[str, str]:
+def timed_inference(setup: Mapping, device: Optional[str]) -> Dict[str, Dict[str, object]]:
+    """Per model: the prediction time of one case (the first, the same for both) with the final checkpoint of the
+    fold that held it out, or why it was not measured. ``device`` None: not measured (switched off)."""
+    from nnunet_msfen.evaluation.cost import inference_time
+
+    names, raw = setup["names"], setup.get("raw_images")
+    if device is None:
+        return {n: {"seconds": None, "why": "not measured (--no-inference-timing)"} for n in names}
+    if raw is None:
+        return {n: {"seconds": None, "why": "not measured (raw images not found under $nnUNet_raw)"} for n in names}
+    case = sorted(setup["pairs"][0])[0]
+    images = sorted(raw.glob(f"{case}_[0-9][0-9][0-9][0-9]{SEG_SUFFIX}"))
+    out = {}
+    for name, folds, pairs in zip(names, setup["folds"], setup["pairs"]):
+        pred = pairs[case][0]
+        fold_dir = Path(pred).parent.parent if pred else None  # FOLD/validation/CASE.nii.gz
+        if not images or fold_dir is None or fold_dir not in folds:
+            out[name] = {"seconds": None, "why": f"not measured (no images or model for case {case})"}
+            continue
+        if not (fold_dir / "checkpoint_final.pth").is_file():
+            out[name] = {"seconds": None, "why": f"not measured (no checkpoint_final.pth in {fold_dir.name})"}
+            continue
+        try:
+            seconds = inference_time(fold_dir, images, device)
+        except Exception as e:  # a model folder nnU-Net cannot load: the report says so, the comparison stands
+            out[name] = {"seconds": None, "why": f"not measured (nnU-Net could not predict with {fold_dir}: "
+                                                 f"{type(e).__name__}: {e})"}
+            continue
+        out[name] = {"seconds": seconds, "case": case, "fold": fold_dir.name, "device": device}
+    return out
+
+
+def compare_and_report(setup: Mapping, convention: str = "nnunet", num_processes: int = 1,
+                       inference_device: Optional[str] = "cpu") -> Dict[str, str]:
     """Evaluate both sides of ``setup`` (from ``compare._resolve``), run the statistics and the postprocessing
-    study, and write the report; returns the verdict and the report paths."""
+    study, time one prediction per model (cross-validation mode, ``inference_device``; None skips it), and
+    write the report; returns the verdict and the report paths."""
     from nnunet_msfen.evaluation.cost import training_cost
     from nnunet_msfen.evaluation.figures import make_figures
     from nnunet_msfen.evaluation.postprocessing import threshold_study
@@ -128,6 +162,7 @@ def compare_and_report(setup: Mapping, convention: str = "nnunet", num_processes
         "table": rows, "verdict": overall_verdict(rows, names, n_cases),
         "descriptive": {names[i]: results[i]["mean"] for i in range(2)},
         "cost": {names[i]: training_cost(setup["folds"][i]) if setup["folds"][i] else None for i in range(2)},
+        "inference": timed_inference(setup, inference_device) if all(setup["folds"]) else None,
         "postprocessing": {names[i]: threshold_study(setup["pairs"][i], convention) for i in range(2)},
     }
     curve_sets = [_curves_for(p, convention) for p in setup["pairs"]]

@@ -51,7 +51,10 @@ def cost_rows(c: Mapping) -> Table:
         epoch = ("not available (no training log)" if cost["epoch_time_mean_s"] is None else
                  f"{cost['epoch_time_mean_s']:.2f} ± {cost['epoch_time_std_s']:.2f} ({cost['epochs_logged']} epochs)")
         params = "not available (no checkpoint_final.pth)" if cost["parameters"] is None else f"{cost['parameters']:,}"
-        rows.append([name, params, epoch, "not measured (nnU-Net records no prediction time)"])
+        timing = (c.get("inference") or {}).get(name) or {"seconds": None, "why": "not measured"}
+        inference = timing["why"] if timing["seconds"] is None else (
+            f"{timing['seconds']:.2f} s (case {timing['case']}, {timing['fold']}, mirroring, {timing['device']})")
+        rows.append([name, params, epoch, inference])
     return header, rows
 
 
