@@ -8,6 +8,8 @@ nnU-Net's baseline the very same schedule, so that a comparison differs only in 
 final validation as in nnU-Net: cross-validation comparisons on phantom data on a CPU, where a fixed number of
 iterations (unlike a time budget) gives the same result however loaded the machine is.
 """
+from typing import Dict
+
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoMirroring import \
@@ -16,50 +18,42 @@ from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoM
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 
 
-def _shorten(trainer: nnUNetTrainer, epochs: int, iterations: int, val_iterations: int, save_every: int) -> None:
-    trainer.num_epochs = epochs
-    trainer.num_iterations_per_epoch = iterations
-    trainer.num_val_iterations_per_epoch = val_iterations
-    trainer.save_every = save_every
+class ShortSchedule(nnUNetTrainer):
+    """Base of the short variants: after nnU-Net's ``__init__``, sets the trainer attributes in ``schedule``.
+    Put it first among the bases so that its ``__init__`` runs around the trainer's own."""
 
+    schedule: Dict[str, int] = {}
 
-class nnUNetTrainerMSFEN_Smoke(nnUNetTrainerMSFEN, nnUNetTrainerNoMirroring):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        _shorten(self, epochs=2, iterations=2, val_iterations=1, save_every=1)
+        for name, value in self.schedule.items():
+            setattr(self, name, value)
 
 
-class nnUNetTrainer_Smoke(nnUNetTrainerNoMirroring):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        _shorten(self, epochs=2, iterations=2, val_iterations=1, save_every=1)
+SMOKE = dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1)
+SHORT = dict(num_epochs=8, num_iterations_per_epoch=25, num_val_iterations_per_epoch=5, save_every=4)
 
 
-class nnUNetTrainerMSFEN_5epochs(nnUNetTrainerMSFEN):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 5
+class nnUNetTrainerMSFEN_Smoke(ShortSchedule, nnUNetTrainerMSFEN, nnUNetTrainerNoMirroring):
+    schedule = SMOKE
 
 
-class nnUNetTrainerMSFEN_50epochs(nnUNetTrainerMSFEN):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 50
+class nnUNetTrainer_Smoke(ShortSchedule, nnUNetTrainerNoMirroring):
+    schedule = SMOKE
 
 
-class nnUNetTrainerMSFEN_Short(nnUNetTrainerMSFEN):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        _shorten(self, epochs=8, iterations=25, val_iterations=5, save_every=4)
+class nnUNetTrainerMSFEN_5epochs(ShortSchedule, nnUNetTrainerMSFEN):
+    schedule = dict(num_epochs=5)
 
 
-class nnUNetTrainer_Short(nnUNetTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        _shorten(self, epochs=8, iterations=25, val_iterations=5, save_every=4)
+class nnUNetTrainerMSFEN_50epochs(ShortSchedule, nnUNetTrainerMSFEN):
+    schedule = dict(num_epochs=50)
+
+
+class nnUNetTrainerMSFEN_Short(ShortSchedule, nnUNetTrainerMSFEN):
+    schedule = SHORT
+
+
+class nnUNetTrainer_Short(ShortSchedule, nnUNetTrainer):
+    schedule = SHORT
