@@ -63,6 +63,17 @@ def test_variants_change_the_network_through_class_attributes(setting):
     assert not any(type(m).__name__ == "SpatialAttn" for m in net.modules())
 
 
+@pytest.mark.parametrize("bad", [0.0, -1e-2])
+def test_refuses_a_learning_rate_that_is_not_positive(setting, bad):
+    plans, dataset_json = setting
+
+    class BadLR(nnUNetTrainerMSFEN):
+        learning_rate = bad
+
+    with pytest.raises(ValueError, match=f"learning_rate must be > 0, got {bad}"):
+        make_trainer(BadLR, plans, dataset_json)
+
+
 def test_refuses_plans_of_another_architecture(setting):
     plans, _ = setting
     plans = json.loads(json.dumps(plans))
@@ -133,6 +144,12 @@ def test_optimizer_is_nnunets_sgd_and_adam_variant_uses_warmup_cosine(setting):
     trainer.initialize()
     assert isinstance(trainer.optimizer, torch.optim.SGD)
     assert trainer.optimizer.defaults["momentum"] == 0.99 and trainer.optimizer.defaults["nesterov"]
+    # MSFEN's own initial learning rate; nnU-Net's poly schedule anneals it
+    assert trainer.initial_lr == nnUNetTrainerMSFEN.learning_rate == 4e-2
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(4e-2)
+    trainer.lr_scheduler.step(trainer.num_epochs // 2)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(4e-2 * 0.5 ** 0.9, rel=1e-2)
+    assert make_trainer(nnUNetTrainer, plans, dataset_json).initial_lr == 1e-2  # nnU-Net's, for contrast
     adam = make_trainer(nnUNetTrainerMSFEN_Adam, plans, dataset_json)
     adam.num_epochs = 100
     adam.initialize()
@@ -254,7 +271,9 @@ def test_paired_short_schedules_differ_only_in_the_network(setting, pair):
     plans, dataset_json = setting
     base, msfen = (make_trainer(getattr(training, name), plans, dataset_json) for name in pair)
     schedule = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "save_every",
-                "initial_lr", "weight_decay")
+                "weight_decay")
     assert [getattr(base, a) for a in schedule] == [getattr(msfen, a) for a in schedule]
+    # the learning rate is each trainer's own (MSFEN's 4e-2, nnU-Net's 1e-2), as in the full-length trainers
+    assert (base.initial_lr, msfen.initial_lr) == (1e-2, nnUNetTrainerMSFEN.learning_rate)
     assert isinstance(msfen, nnUNetTrainerMSFEN) and not isinstance(base, nnUNetTrainerMSFEN)
     assert set(pair) <= set(training.__all__)

@@ -2,7 +2,8 @@
 
 ``*_Smoke``: 2 epochs of 2 iterations, a checkpoint every epoch and no mirroring (neither as augmentation nor as
 test-time augmentation, which is 8x the validation time in 3D): tests and CI. ``nnUNetTrainer_Smoke`` gives
-nnU-Net's baseline the very same schedule, so that a comparison differs only in the network.
+nnU-Net's baseline the very same schedule, so that a comparison differs only in what each trainer is: the network,
+and MSFEN's loss weights and initial learning rate.
 
 ``*_Short``: 8 epochs of 25 iterations (200 in all; nnU-Net's poly learning rate over them), mirroring and the
 final validation as in nnU-Net: cross-validation comparisons on phantom data on a CPU, where a fixed number of

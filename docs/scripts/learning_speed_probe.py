@@ -1,0 +1,85 @@
+"""Learning-speed probe trainers behind docs/ablation.md section 6 (not part of the package).
+
+Each trains 3 epochs of 25 iterations (75 in all) on a poly schedule planned for 11 epochs, which is what the
+30-minute 2d run of section 5 planned, and stops (``StopTraining``); the pseudo-Dice nnU-Net logs after each epoch
+is the measure. Put this file's folder in ``nnUNet_extTrainer`` and train each with the benchmark's seeded worker
+(same batches in the same order for every variant; no final validation):
+
+    export nnUNet_extTrainer=$PWD/docs/scripts nnUNet_n_proc_DA=1 PYTHONHASHSEED=0  # + nnUNet_raw/_preprocessed/_results
+    python -m nnunet_msfen.benchmark.train_worker 901 2d all Probe_lr4 nnUNetPlans_bs12 cpu 0
+"""
+import torch
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
+from nnunet_msfen.training.stopping import EndsEarly, StopTraining
+
+
+class Probe(EndsEarly):
+    """75 iterations of an 11-epoch poly schedule, 5 validation iterations per epoch, no checkpoints between."""
+
+    stop_after_epochs = 3
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 11, 25, 5
+        self.save_every = 100
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        if self.current_epoch >= self.stop_after_epochs:
+            raise StopTraining()
+
+
+class PaperLoss:
+    """The loss and step size before section 6: 0.3 CE + 0.7 Dice at nnU-Net's learning rate 1e-2."""
+
+    ce_weight, dice_weight, learning_rate = 0.3, 0.7, 1e-2
+
+
+class Probe_baseline(Probe, nnUNetTrainer):
+    pass
+
+
+class Probe_default(Probe, PaperLoss, nnUNetTrainerMSFEN):
+    pass
+
+
+class Probe_no_dropout(Probe_default):
+    bottleneck_dropout = 0.0
+
+
+class Probe_no_stem(Probe_default):
+    network_kwargs = dict(modality_stem=False)
+
+
+class Probe_no_zero_init(Probe_default):
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
+                                   num_output_channels, enable_deep_supervision=True):
+        net = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                 num_output_channels, enable_deep_supervision)
+        net.apply(InitWeights_He(1e-2))  # He everywhere: the residual branches no longer start at zero
+        return net
+
+
+class Probe_fuse3(Probe_default):
+    network_kwargs = dict(decoder_fuse_kernel_size=None)
+
+
+class Probe_loss2(Probe_default):
+    ce_weight, dice_weight = 0.6, 1.4
+
+
+class Probe_loss11(Probe_default):
+    ce_weight, dice_weight = 1.0, 1.0
+
+
+class Probe_loss4(Probe_default):
+    ce_weight, dice_weight = 1.2, 2.8
+
+
+class Probe_lr4(Probe_default):
+    learning_rate = 4e-2
