@@ -265,7 +265,7 @@ def test_time_budget_stops_within_an_epoch(setting, monkeypatch, iterations_befo
 
 @pytest.mark.parametrize("pair", [("nnUNetTrainer_Short", "nnUNetTrainerMSFEN_Short"),
                                   ("nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_Smoke")])
-def test_paired_short_schedules_differ_only_in_the_network(setting, pair):
+def test_paired_short_schedules_share_the_schedule(setting, pair):
     import nnunet_msfen.training as training
 
     plans, dataset_json = setting

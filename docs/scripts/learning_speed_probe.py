@@ -8,24 +8,19 @@ is the measure. Put this file's folder in ``nnUNet_extTrainer`` and train each w
     export nnUNet_extTrainer=$PWD/docs/scripts nnUNet_n_proc_DA=1 PYTHONHASHSEED=0  # + nnUNet_raw/_preprocessed/_results
     python -m nnunet_msfen.benchmark.train_worker 901 2d all Probe_lr4 nnUNetPlans_bs12 cpu 0
 """
-import torch
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
+from nnunet_msfen.training.short_schedules import ShortSchedule
 from nnunet_msfen.training.stopping import EndsEarly, StopTraining
 
 
-class Probe(EndsEarly):
+class Probe(ShortSchedule, EndsEarly):
     """75 iterations of an 11-epoch poly schedule, 5 validation iterations per epoch, no checkpoints between."""
 
+    schedule = dict(num_epochs=11, num_iterations_per_epoch=25, num_val_iterations_per_epoch=5, save_every=100)
     stop_after_epochs = 3
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 11, 25, 5
-        self.save_every = 100
 
     def on_epoch_end(self):
         super().on_epoch_end()
