@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "demo": ("nnunet_msfen.demo.command", "the whole pipeline on phantom data on the CPU, with metrics and an overlay"),
     "benchmark": ("nnunet_msfen.benchmark.command", "parameters, FLOPs, memory, step and prediction time vs nnU-Net's U-Nets"),
     "benchmark-accuracy": ("nnunet_msfen.benchmark.accuracy_command", "train trainers for equal minutes on BraTS cases, score held-out ones"),
+    "pool-accuracy": ("nnunet_msfen.benchmark.accuracy_pool_command", "pool benchmark-accuracy runs on disjoint test folders into one paired comparison"),
 }
 
 

@@ -192,6 +192,13 @@ def test_end_to_end_on_phantoms(tmp_path):
     assert "nnUNetTrainerMSFEN_Smoke" in run.stdout and "Dice WT" in run.stdout
     assert not list((wd / "nnUNet_results").rglob("validation"))  # nnU-Net's final validation was skipped
 
+    # pool-accuracy reads the real workdir: one test folder pooled gives the report's own means back
+    assert main(["pool-accuracy", str(wd), "-tr", "nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_Smoke",
+                 "-o", str(tmp_path / "pooled")]) == 0
+    pooled = json.loads((tmp_path / "pooled" / "pooled.json").read_text())
+    for trainer, row in rows.items():
+        assert {r: pooled["means"][trainer][r]["dice"] for r in ("WT", "TC", "ET")} == pytest.approx(row["dice"])
+
     start = time.monotonic()  # a rerun reuses every training and prediction
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]

@@ -1,0 +1,94 @@
+"""Pool ``benchmark-accuracy`` runs on disjoint test folders into one paired comparison of two trainers.
+
+    nnunet-msfen pool-accuracy SOURCE [SOURCE ...] [-tr A B] [-o DIR]
+
+A SOURCE is a benchmark-accuracy workdir or one of its evaluation/TRAINER__PLANS__CONFIG.json files (to take one
+trainer from a workdir). Run benchmark-accuracy once per split of a k-fold partition of your cases (the --test
+folders disjoint, each --train folder the rest), then pool the workdirs: every test case is one paired sample.
+Prints and writes (pooled.md, pooled.json in DIR): the pooled means of Dice and HD95 per region, each source's
+means beside its iterations and seconds per iteration, the paired statistics of nnunet-msfen compare (bootstrap
+95% CI of B - A, Wilcoxon, Holm over all region-metric rows) and the Dice of every case.
+"""
+import argparse
+from pathlib import Path
+from typing import List, Mapping
+
+from nnunet_msfen.benchmark.accuracy_settings import DEFAULT_TRAINERS
+from nnunet_msfen.evaluation.regions import REGIONS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nnunet-msfen pool-accuracy``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument("sources", nargs="+", type=Path, metavar="SOURCE",
+                        help="benchmark-accuracy workdir, or an evaluation/*.json file of one")
+    parser.add_argument("-tr", "--trainers", nargs=2, default=list(DEFAULT_TRAINERS), metavar=("A", "B"),
+                        help="reference and candidate trainer (default: nnUNetTrainer nnUNetTrainerMSFEN)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("accuracy_pool"),
+                        help="folder for pooled.md and pooled.json (default ./accuracy_pool)")
+
+
+def _f(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def means_table(pooled: Mapping) -> List[List[str]]:
+    """Pooled means per trainer: Dice per region, their mean, HD95 per region."""
+    header = ["trainer", *(f"Dice {r}" for r in REGIONS), "mean Dice", *(f"HD95 {r}" for r in REGIONS)]
+    rows = [[name, *(_f(m[r]["dice"], 3) for r in REGIONS), _f(sum(m[r]["dice"] for r in REGIONS) / len(REGIONS), 3),
+             *(_f(m[r]["hd95"], 1) for r in REGIONS)] for name, m in pooled["means"].items()]
+    return [header] + rows
+
+
+def splits_table(pooled: Mapping) -> List[List[str]]:
+    """Each source: its test cases, mean Dice per region and the training it bought."""
+    header = ["trainer", "source", "test cases", *(f"Dice {r}" for r in REGIONS), "iterations", "s/it", "min trained"]
+    rows = [[s["trainer"], s["source"], ", ".join(s["cases"]), *(_f(s["dice"][r], 3) for r in REGIONS),
+             str(s["iterations"] or "n/a"), _f(s["seconds_per_iteration"], 2), _f(s["training_minutes"], 1)]
+            for s in pooled["splits"]]
+    return [header] + rows
+
+
+def _markdown_table(table: List[List[str]]) -> List[str]:
+    return ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])] + \
+           ["| " + " | ".join(row) + " |" for row in table[1:]] + [""]
+
+
+def markdown(pooled: Mapping) -> str:
+    """The pooled report as Markdown."""
+    from nnunet_msfen.benchmark.accuracy_pool import case_table
+    from nnunet_msfen.evaluation.report import stats_rows
+
+    a, b = pooled["names"]
+    n_splits = len({tuple(s["cases"]) for s in pooled["splits"]})
+    lines = [f"# {b} vs {a}: {len(pooled['cases'])} test cases from {n_splits} test folder(s)", "",
+             pooled["verdict"], "", "## Pooled means (HD95 in mm)", ""] + _markdown_table(means_table(pooled))
+    lines += ["## Per source", ""] + _markdown_table(splits_table(pooled))
+    header, rows = stats_rows(pooled)
+    lines += ["## Paired statistics", ""] + _markdown_table([header] + rows)
+    header, rows = case_table(pooled)
+    lines += ["## Dice per case", ""] + _markdown_table([header] + rows)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``nnunet-msfen pool-accuracy``."""
+    from nnunet_msfen.benchmark.accuracy_pool import load_source, pool
+    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.evaluation.io import write_json, write_text
+
+    try:
+        runs = [run for source in args.sources for run in load_source(source)]
+        pooled = pool(runs, tuple(args.trainers))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    for table in (means_table(pooled), splits_table(pooled)):
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        print("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table), end="\n\n")
+    print(pooled["verdict"])
+    args.output.mkdir(parents=True, exist_ok=True)
+    write_json(args.output / "pooled.json", pooled)
+    write_text(args.output / "pooled.md", markdown(pooled))
+    print(f"\nreport: {args.output / 'pooled.md'} and {args.output / 'pooled.json'}")
+    return 0
