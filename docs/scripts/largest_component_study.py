@@ -11,7 +11,7 @@ test cases would flatter both models alike.
     python docs/scripts/largest_component_study.py WORKDIR_OR_PRED_DIR... -o OUT.json
 
 Each argument is a ``benchmark-accuracy`` workdir (all its trainers) or one ``predictions/TRAINER__PLANS__CONFIG``
-folder of a workdir (that trainer only); references are the workdir's ``nnUNet_raw/Dataset902_AccuracyTest/labelsTr``.
+folder of a workdir (that trainer only); references are the workdir's ``nnUNet_raw/DatasetNNN_AccuracyTest/labelsTr``.
 """
 import argparse
 import json
@@ -23,13 +23,14 @@ import numpy as np
 from nnunetv2.postprocessing.remove_connected_components import remove_all_but_largest_component_from_segmentation
 from scipy import ndimage
 
+from nnunet_msfen.benchmark.accuracy_settings import DEFAULT_TRAINERS as TRAINERS, TEST_NAME, TRAINER_ALIASES
 from nnunet_msfen.evaluation.comparison import stats_table
 from nnunet_msfen.evaluation.evaluate import evaluate_arrays
 from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases, read_segmentation, spacing_zyx
+from nnunet_msfen.evaluation.regions import CONVENTIONS, REGIONS
 
-TUMOUR_LABELS = [1, 2, 3]  # nnU-Net's BraTS labels: every tumour label belongs to the whole tumour
-TEST_LABELS = Path("nnUNet_raw/Dataset902_AccuracyTest/labelsTr")
-TRAINERS = ("nnUNetTrainer", "nnUNetTrainerMSFEN")
+TUMOUR_LABELS = list(CONVENTIONS["nnunet"]["WT"])  # the whole tumour: every tumour label together
+BASE_TRAINER = {variant: base for base, variant in TRAINER_ALIASES.items()}  # nnUNetTrainer_TimeBudget -> nnUNetTrainer
 
 
 def prediction_folders(source: Path) -> List[Tuple[str, Path, Path]]:
@@ -41,7 +42,11 @@ def prediction_folders(source: Path) -> List[Tuple[str, Path, Path]]:
         folders, workdir = [source], source.parent.parent
     else:
         raise ValueError(f"{source} is neither a benchmark-accuracy workdir nor one of its prediction folders")
-    return [(f.name.split("__")[0].replace("_TimeBudget", ""), f, workdir / TEST_LABELS) for f in folders]
+    test_sets = sorted((workdir / "nnUNet_raw").glob(f"Dataset*_{TEST_NAME}"))
+    if len(test_sets) != 1:
+        raise ValueError(f"{workdir}: expected one nnUNet_raw/Dataset*_{TEST_NAME} folder, found {len(test_sets)}")
+    names = [f.name.split("__")[0] for f in folders]  # TRAINER__PLANS__CONFIG
+    return [(BASE_TRAINER.get(n, n), f, test_sets[0] / "labelsTr") for n, f in zip(names, folders)]
 
 
 def wt_components(seg: np.ndarray) -> int:
@@ -64,12 +69,12 @@ def study(sources: List[Path]) -> Dict:
                 per_case[f"{trainer} raw"][case] = evaluate_arrays(pred, ref, spacing)
                 per_case[f"{trainer} largest"][case] = evaluate_arrays(largest, ref, spacing)
                 components[trainer][case] = wt_components(pred)
+                dice = {v: "/".join(f"{per_case[f'{trainer} {v}'][case][r]['dice']:.3f}" for r in REGIONS)
+                        for v in ("raw", "largest")}
                 print(f"{trainer:20s} {case}: {components[trainer][case]} WT components; Dice WT/TC/ET raw "
-                      + "/".join(f"{per_case[f'{trainer} raw'][case][r]['dice']:.3f}" for r in ("WT", "TC", "ET"))
-                      + ", largest only "
-                      + "/".join(f"{per_case[f'{trainer} largest'][case][r]['dice']:.3f}" for r in ("WT", "TC", "ET")),
-                      flush=True)
-    tables = {v: stats_table(per_case[f"nnUNetTrainer {v}"], per_case[f"nnUNetTrainerMSFEN {v}"], TRAINERS)
+                      f"{dice['raw']}, largest only {dice['largest']}", flush=True)
+    base, msfen = TRAINERS
+    tables = {v: stats_table(per_case[f"{base} {v}"], per_case[f"{msfen} {v}"], TRAINERS)
               for v in ("raw", "largest")}
     return {"per_case": per_case, "wt_components": components, "tables": tables}
 
