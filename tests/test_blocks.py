@@ -102,12 +102,13 @@ def test_multiscale_conv_shapes_gradients_and_receptive_field(dim, mode):
 
 
 @pytest.mark.parametrize("mode, channels", [("hierarchical", 32), ("cascade", 8)])
-@pytest.mark.parametrize("group_width, expected_groups", [(1, 8), (4, 2), (8, 1)])
+@pytest.mark.parametrize("group_width, expected_groups", [(1, 8), (4, 2), (8, 1), (16, 1)])
 def test_multiscale_group_width_sets_groups(mode, channels, group_width, expected_groups):
-    # hierarchical mode convolves a quarter of the channels per branch: 32 -> 8, like cascade's 8
+    # hierarchical mode convolves a quarter of the channels per branch: 32 -> 8, like cascade's 8; a group width
+    # above the branch width is a dense convolution
     block = MultiScaleConv(nn.Conv3d, channels, mode=mode, group_width=group_width)
-    assert {b.groups for b in block.branches} == {expected_groups}
-    assert {b.in_channels for b in block.branches} == {8}
+    assert {b.groups for b in block.branches.convs} == {expected_groups}
+    assert {b.in_channels for b in block.branches.convs} == {8}
 
 
 def test_hierarchical_mode_needs_equal_splits():
@@ -127,7 +128,7 @@ def test_multiscale_anisotropic_axes_stay_unconvolved():
 def test_multiscale_channel_attention_switch():
     with_attn = MultiScaleConv(nn.Conv3d, 8, channel_attention=True)
     without = MultiScaleConv(nn.Conv3d, 8, channel_attention=False)
-    assert isinstance(with_attn.attention, ChannelAttn) and isinstance(without.attention, nn.Identity)
+    assert isinstance(with_attn.attention, ChannelAttn) and without.attention is None
     n = lambda m: sum(p.numel() for p in m.parameters())
     assert n(with_attn) - n(without) == sum(p.numel() for p in with_attn.attention.parameters())
 
@@ -135,7 +136,7 @@ def test_multiscale_channel_attention_switch():
 @pytest.mark.parametrize("kwargs, bad", [
     (dict(mode="serial"), "serial"), (dict(kernel_sizes=(3, 4)), "4"), (dict(kernel_sizes=(5, 3)), "5, 3"),
     (dict(kernel_sizes=()), r"\(\)"), (dict(mode="cascade", kernel_sizes=(3, 7)), "3, 7"),
-    (dict(group_width=3), "3"), (dict(group_width=0), "0"), (dict(channels=0), "0"),
+    (dict(channels=24, group_width=4), "group_width=4"), (dict(group_width=0), "0"), (dict(channels=0), "0"),
     (dict(active_axes=[False, False, False]), "False"), (dict(active_axes=[True, True]), "True"),
 ])
 def test_multiscale_rejects_bad_arguments(kwargs, bad):
@@ -146,11 +147,22 @@ def test_multiscale_rejects_bad_arguments(kwargs, bad):
 def test_multiscale_feature_map_size_by_hand():
     v = 4 * 5 * 6
     block = MultiScaleConv(nn.Conv3d, 8, (3, 5, 7), mode="cascade", norm_op=nn.InstanceNorm3d)
-    # 3 branch outputs + their concatenation (3 * 8 each), the gated concatenation (24), fusion (8), norm (8)
-    assert block.compute_conv_feature_map_size((4, 5, 6)) == (24 + 24 + 24 + 8 + 8) * v
+    # 3 branch outputs + their concatenation (3 * 8 each), fusion (8), norm (8); the gate is folded into the fusion
+    assert block.compute_conv_feature_map_size((4, 5, 6)) == (24 + 24 + 8 + 8) * v
     block = MultiScaleConv(nn.Conv3d, 8, (3, 5, 7), mode="hierarchical", norm_op=nn.InstanceNorm3d)
-    # 3 branch outputs and 2 sums of 2 channels each, concatenation (8), gated (8), fusion (8), norm (8)
-    assert block.compute_conv_feature_map_size((4, 5, 6)) == (5 * 2 + 8 + 8 + 8 + 8) * v
+    # 3 branch outputs and 2 sums of 2 channels each, concatenation (8), fusion (8), norm (8)
+    assert block.compute_conv_feature_map_size((4, 5, 6)) == (5 * 2 + 8 + 8 + 8) * v
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("mode", BRANCH_MODES)
+def test_folded_channel_attention_equals_gating_the_concatenation(dim, mode):
+    # gated_pointwise_conv computes fuse(gate * concat) with per-sample weights: it must be the same function
+    block = MultiScaleConv(CONV_OPS[dim], 8, mode=mode, norm_op=NORM_OPS[dim], **NORM)
+    x = _input(dim, 8, batch=3)
+    scales = block.branches(x)
+    explicit = block.norm(block.fuse(block.attention(scales)))
+    assert torch.allclose(block(x), explicit, atol=1e-5)
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -196,6 +208,16 @@ def test_modality_stem_shapes_gradients_and_weights(dim, cross_modal_attention):
         assert stem.attention is None
 
 
+def test_modality_stem_folded_weights_equal_weighting_the_maps():
+    stem = ModalityAwareStem(nn.Conv3d, 4, 8, features_per_modality=2, norm_op=nn.InstanceNorm3d, **NORM,
+                             nonlin=nn.LeakyReLU)
+    x = torch.randn(3, 4, 6, 6, 6)
+    features = stem.per_modality_nonlin(stem.per_modality_norm(stem.per_modality(x)))
+    weights = stem.modality_weights(features).repeat_interleave(2, dim=1)
+    explicit = stem.nonlin(stem.norm(stem.fuse(features * weights[..., None, None, None])))
+    assert torch.allclose(stem(x), explicit, atol=1e-5)
+
+
 def test_modality_stem_keeps_modalities_apart_before_fusion():
     stem = ModalityAwareStem(nn.Conv3d, 4, 8, features_per_modality=2)
     assert stem.per_modality.groups == 4 and stem.per_modality.out_channels == 8
@@ -209,8 +231,8 @@ def test_modality_stem_stride_and_feature_map_size():
     stem = ModalityAwareStem(nn.Conv3d, 4, 16, stride=2, norm_op=nn.InstanceNorm3d, nonlin=nn.LeakyReLU)
     assert stem(torch.randn(1, 4, 8, 8, 8)).shape == (1, 16, 4, 4, 4)
     v = 4 * 4 * 4
-    # per-modality maps (16), their norm (16), the weighted copy (16); fusion (16) and its norm (16)
-    assert stem.compute_conv_feature_map_size((8, 8, 8)) == (3 * 16 + 2 * 16) * v
+    # per-modality maps (16) and their norm (16); fusion (16) and its norm (16); the weights are folded into the fusion
+    assert stem.compute_conv_feature_map_size((8, 8, 8)) == (2 * 16 + 2 * 16) * v
     with pytest.raises(ValueError, match="0"):
         ModalityAwareStem(nn.Conv3d, 0, 16)
     with pytest.raises(ValueError, match="0"):
@@ -233,7 +255,7 @@ def test_residual_unit_switches(dim, switches):
 
 
 def test_residual_unit_is_identity_plus_branch():
-    unit = MultiScaleResidualBlock(nn.Conv3d, 4, norm_op=nn.InstanceNorm3d, **NORM)  # no nonlin: out = branch + x
+    unit = MultiScaleResidualBlock(nn.Conv3d, 4, group_width=1, norm_op=nn.InstanceNorm3d, **NORM)  # no nonlin
     x = torch.randn(1, 4, 6, 6, 6)
     branch = unit.spatial_attention(unit.features(x))
     assert torch.allclose(unit(x), branch + x, atol=1e-6)
@@ -244,5 +266,5 @@ def test_residual_unit_is_identity_plus_branch():
 def test_residual_unit_feature_map_size_by_hand():
     unit = MultiScaleResidualBlock(nn.Conv3d, 8, norm_op=nn.InstanceNorm3d)  # hierarchical branches
     v = 4 * 4 * 4
-    expected = (5 * 2 + 4 * 8) * v + (8 + 3) * v + 8 * v  # multi-scale, spatial attention, skip sum
+    expected = (5 * 2 + 3 * 8) * v + (8 + 3) * v + 8 * v  # multi-scale, spatial attention, skip sum
     assert unit.compute_conv_feature_map_size((4, 4, 4)) == expected

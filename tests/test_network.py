@@ -161,11 +161,11 @@ def test_feature_map_size_matches_the_sum_of_the_parts_by_hand():
     net = MSFENUNet(4, 2, [8, 16], nn.Conv3d, 3, [1, 2], 2, 3, 2, norm_op=nn.InstanceNorm3d, nonlin=nn.LeakyReLU,
                     deep_supervision=True)
     v0, v1 = 8 ** 3, 4 ** 3
-    stem = (3 * 8 + 2 * 8) * v0  # features_per_modality 2 -> 8 maps: conv, norm, weighted; fusion + norm (8 each)
-    # hierarchical multi-scale (5 quarter-width maps, concat, gated, fusion, norm), spatial attention, skip sum
-    unit = lambda c, v: (5 * c // 4 + 4 * c) * v + (c + 3) * v + c * v
-    stage1 = 16 * v1 + unit(16, v1)  # strided ConvDropoutNormReLU: counted once, as dynamic_network_architectures does
+    stem = (2 * 8 + 2 * 8) * v0  # features_per_modality 2 -> 8 maps: conv, norm; fusion + norm (8 each)
+    # hierarchical multi-scale (5 quarter-width maps, concat, fusion, norm), spatial attention, skip sum
+    unit = lambda c, v: (5 * c // 4 + 3 * c) * v + (c + 3) * v + c * v
+    stage1 = 16 * v1 + unit(16, v1)  # strided ConvNormAct: counted once, as dynamic_network_architectures does
     spp = 3 * 5 * v1 + (16 + 15) * v1 + 2 * 16 * v1  # 3 branches of 16 // 3 = 5 maps, concat, fusion, norm
     dropout = 16 * v1
-    decoder = 3 * 8 * v0 + 8 * v0 + unit(8, v0) + 3 * v0  # transpconv + concat, fuse conv, unit, head
+    decoder = 4 * 8 * v0 + unit(8, v0) + 3 * v0  # skip fusion (upsampled, projected, sum, norm), unit, head
     assert net.compute_conv_feature_map_size((8, 8, 8)) == stem + unit(8, v0) + stage1 + spp + dropout + decoder

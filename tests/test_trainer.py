@@ -277,3 +277,62 @@ def test_paired_short_schedules_share_the_schedule(setting, pair):
     assert (base.initial_lr, msfen.initial_lr) == (1e-2, nnUNetTrainerMSFEN.learning_rate)
     assert isinstance(msfen, nnUNetTrainerMSFEN) and not isinstance(base, nnUNetTrainerMSFEN)
     assert set(pair) <= set(training.__all__)
+
+
+@pytest.mark.parametrize("value, bad", [(None, "not set"), ("ten", "'ten'"), ("0", "'0'"), ("2.5", "'2.5'")])
+def test_fixed_iterations_reads_the_count_from_the_environment(monkeypatch, value, bad):
+    from nnunet_msfen.training.fixed_iterations import ITERATIONS_VARIABLE, training_iterations_from_environment
+
+    if value is None:
+        monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(ITERATIONS_VARIABLE, value)
+    with pytest.raises(ValueError, match=bad):
+        training_iterations_from_environment()
+    monkeypatch.setenv(ITERATIONS_VARIABLE, "60")
+    assert training_iterations_from_environment() == 60
+
+
+@pytest.mark.parametrize("name", ["nnUNetTrainer_Iterations", "nnUNetTrainerMSFEN_Iterations",
+                                  "nnUNetTrainerMSFEN_v1_Iterations"])
+def test_fixed_iterations_train_exactly_n_iterations(setting, monkeypatch, name):
+    import nnunet_msfen.training as training
+    from nnunet_msfen.training.fixed_iterations import ITERATIONS_VARIABLE
+
+    plans, dataset_json = setting
+    monkeypatch.setenv(ITERATIONS_VARIABLE, "60")
+    trainer = make_trainer(getattr(training, name), plans, dataset_json)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.save_every) == (3, 25, 1)
+    steps = []
+    monkeypatch.setattr(nnUNetTrainer, "train_step", lambda self, batch: steps.append(batch) or {"loss": 0.0})
+    trainer.current_epoch = 2  # two whole epochs of 25 done; the third is cut after 10
+    trainer.on_epoch_start = lambda: None
+    trainer.iterations_this_epoch = 0
+    trainer.logger.log("epoch_start_timestamps", 100.0, 2)
+    for i in range(10):
+        trainer.train_step(i)
+    with pytest.raises(StopTraining):
+        trainer.train_step("one too many")
+    assert steps == list(range(10)) and trainer.iterations_trained() == 60 and trainer.current_epoch == 3
+    assert name in training.__all__
+
+
+def test_v1_trainer_builds_the_010_network(setting):
+    from nnunet_msfen.blocks.skip_fusion import SkipFusion
+    from nnunet_msfen.training import nnUNetTrainerMSFEN_v1
+
+    plans, _ = setting
+    manager = PlansManager(plans)
+    config = manager.get_configuration("3d_fullres")
+    v1 = nnUNetTrainerMSFEN_v1.build_network_architecture(manager, config, 4, 3, enable_deep_supervision=True)
+    now = nnUNetTrainerMSFEN.build_network_architecture(manager, config, 4, 3, enable_deep_supervision=True)
+    from nnunet_msfen.blocks.scale_branches import HierarchicalBranches
+
+    branch_convs = lambda net: [c for m in net.modules() if isinstance(m, HierarchicalBranches) for c in m.convs]  # noqa
+    assert all(c.groups == c.in_channels for c in branch_convs(v1))  # depthwise
+    assert all(c.groups < c.in_channels or c.in_channels <= 16 for c in branch_convs(now))
+    assert {m.mode for m in v1.modules() if isinstance(m, SkipFusion)} == {"concat"}
+    assert {m.mode for m in now.modules() if isinstance(m, SkipFusion)} == {"add"}
+    assert not any(getattr(m, "recompute", False) for m in v1.modules())
+    with pytest.raises(TypeError):
+        nnUNetTrainerMSFEN.network_kwargs["spp"] = False  # read-only: variants assign their own mapping

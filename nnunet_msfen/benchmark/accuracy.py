@@ -1,10 +1,11 @@
-"""Accuracy at an equal wall-clock budget (``nnunet-msfen benchmark-accuracy``): the steps and their order.
+"""Accuracy at an equal wall-clock budget or an equal number of iterations (``nnunet-msfen benchmark-accuracy``):
+the steps and their order.
 
 1. convert-brats: ``--train`` -> ``DatasetIII_AccuracyTrain``, ``--test`` -> ``Dataset(III+1)_AccuracyTest``
    (labels in nnU-Net's convention, so the test labels are scored as converted).
 2. ``nnUNetv2_plan_and_preprocess -c CONFIG`` on the training dataset; with ``--batch-size N`` a copy of the plans,
    ``nnUNetPlans_bsN``, that differs only in the configuration's batch size (same preprocessed data).
-3. For each trainer: train on fold ``all`` for the budget (train_worker.py: seeded, without nnU-Net's final
+3. For each trainer: train on fold ``all`` for the budget or the iterations (train_worker.py: seeded, without nnU-Net's final
    validation), then ``nnUNetv2_predict`` the test images with the final checkpoint.
 4. Evaluate each trainer's predictions against the test labels; the report (accuracy_report.py).
 
@@ -85,7 +86,7 @@ def train(wd: AccuracyWorkdir, trainer: str, say: Say) -> None:
     wd.note("started", trainer, key)
     cmd = [sys.executable, "-m", "nnunet_msfen.benchmark.train_worker", str(s.dataset_id), s.config, FOLD, trainer,
            s.plans, s.device, str(s.seed)] + (["--c"] if resume else [])
-    run_streamed(cmd, wd.nnunet_env(NNUNET_MSFEN_TRAIN_MINUTES=f"{s.minutes:g}"), wd.logs / f"train_{trainer}.log")
+    run_streamed(cmd, wd.nnunet_env(**s.budget_environment), wd.logs / f"train_{trainer}.log")
     if not (fold_dir / "checkpoint_final.pth").is_file():
         raise StepError(f"training of {trainer} ended without {fold_dir / 'checkpoint_final.pth'}; see {wd.logs}")
     wd.note("trained", trainer, key)
@@ -144,7 +145,7 @@ def run_benchmark(settings: AccuracySettings, workdir: Path, say: Say = print) -
     i = 2
     for trainer in s.nnunet_trainers:
         i += 1
-        header = f"[{i}/{n}] train {trainer} ({s.config}, {s.minutes:g} min, seed {s.seed}, {s.device})"
+        header = f"[{i}/{n}] train {trainer} ({s.config}, {s.budget}, seed {s.seed}, {s.device})"
         if wd.noted("trained", trainer) == s.training_key(trainer) and (wd.fold_dir(trainer) / "checkpoint_final.pth").is_file():
             say(f"{header}: done before, reused")
         else:

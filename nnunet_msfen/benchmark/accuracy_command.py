@@ -1,6 +1,7 @@
-"""Train each trainer for the same wall-clock budget on one BraTS folder and score it on another.
+"""Train each trainer for the same wall-clock budget (or number of iterations) on one BraTS folder and score it
+on another.
 
-    nnunet-msfen benchmark-accuracy --train DIR --test DIR [--config 2d|3d_fullres] [--minutes M]
+    nnunet-msfen benchmark-accuracy --train DIR --test DIR [--config 2d|3d_fullres] [--minutes M | --iterations N]
                                     [-tr A B ...] [--batch-size N] [--workdir DIR] [--disable-tta]
 
 Both folders are BraTS releases as distributed (any layout convert-brats reads; the test cases need their
@@ -13,6 +14,11 @@ Trainers (-tr): nnUNetTrainer and nnUNetTrainerMSFEN (the default pair) run as t
 nnUNetTrainer_TimeBudget and nnUNetTrainerMSFEN_TimeBudget: 25 iterations per epoch, the poly learning rate
 fitted to the budget. Any other name is passed to nnU-Net as given (a trainer that is not a time-budget one
 trains for its own number of epochs).
+
+--iterations N: every trainer trains exactly N iterations instead (nnUNetTrainer, nnUNetTrainerMSFEN and
+nnUNetTrainerMSFEN_v1 as their *_Iterations variants: epochs of 25, the poly schedule over N). On a GPU nnU-Net
+trains a fixed number of iterations, so this is how per-iteration learning is compared, and the result does not
+depend on the machine's load.
 
 Equal conditions: same plans and patch, same seed (network initialisation, patch sampling, augmentation;
 PYTHONHASHSEED too) and, with one augmentation worker (--da-processes 1, the default), the same batches in
@@ -43,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=Path, required=True, help="BraTS-layout folder of the test cases (with segs)")
     parser.add_argument("--config", default="3d_fullres", choices=CONFIGURATIONS,
                         help="nnU-Net configuration (default 3d_fullres; on a CPU use 2d with --batch-size)")
-    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per trainer (default 30)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=30.0, help="training budget per trainer (default 30)")
+    budget.add_argument("--iterations", type=int, default=None,
+                        help="train every trainer exactly this many iterations instead of for --minutes")
     parser.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER",
                         help="trainers to compare (default: nnUNetTrainer nnUNetTrainerMSFEN)")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -91,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         settings = AccuracySettings(train=args.train, test=args.test, config=args.config, minutes=args.minutes,
-                                    trainers=tuple(args.trainers), batch_size=args.batch_size, seed=args.seed,
+                                    iterations=args.iterations, trainers=tuple(args.trainers), batch_size=args.batch_size, seed=args.seed,
                                     device=device, tta=not args.disable_tta, dataset_id=args.dataset_id,
                                     da_processes=args.da_processes)
         check_trainers(settings.nnunet_trainers)
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     print(f"benchmark-accuracy in {args.workdir.absolute()}: {', '.join(settings.nnunet_trainers)}; {settings.config}, "
-          f"{settings.minutes:g} min each, plans {settings.plans}, seed {settings.seed}, {settings.device}", flush=True)
+          f"{settings.budget} each, plans {settings.plans}, seed {settings.seed}, {settings.device}", flush=True)
     try:
         rows = run_benchmark(settings, args.workdir, say=lambda s: print(s, flush=True))
     except (StepError, WorkdirError, BratsConversionError, ValueError) as e:

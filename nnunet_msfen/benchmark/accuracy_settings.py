@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 CONFIGURATIONS = ("2d", "3d_fullres")
-# -tr takes the base trainers' names; they train under the time budget through these variants
+# -tr takes the base trainers' names; they train under the time budget (or for --iterations) through these variants
 TRAINER_ALIASES = {"nnUNetTrainer": "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN": "nnUNetTrainerMSFEN_TimeBudget"}
+ITERATION_ALIASES = {"nnUNetTrainer": "nnUNetTrainer_Iterations", "nnUNetTrainerMSFEN": "nnUNetTrainerMSFEN_Iterations",
+                     "nnUNetTrainerMSFEN_v1": "nnUNetTrainerMSFEN_v1_Iterations"}
 DEFAULT_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerMSFEN")
 DEVICES = ("cpu", "cuda")
 FOLD = "all"  # every training case trains; the test folder is the only held-out data
@@ -33,8 +35,11 @@ class AccuracySettings:
         test: BraTS-layout folder of the test cases, with their segmentations.
         config: nnU-Net configuration, ``2d`` or ``3d_fullres``.
         minutes: training budget per trainer (``NNUNET_MSFEN_TRAIN_MINUTES`` of the time-budget trainers).
-        trainers: names given to ``-tr``; ``nnUNetTrainer`` and ``nnUNetTrainerMSFEN`` become their
-            ``_TimeBudget`` variants, any other name is passed to nnU-Net unchanged.
+        iterations: if set, train exactly this many iterations instead of for ``minutes``
+            (``NNUNET_MSFEN_TRAIN_ITERATIONS`` of the fixed-iteration trainers).
+        trainers: names given to ``-tr``; ``nnUNetTrainer`` and ``nnUNetTrainerMSFEN`` (and ``nnUNetTrainerMSFEN_v1``
+            with ``iterations``) become their ``_TimeBudget`` (``_Iterations``) variants, any other name is passed to
+            nnU-Net unchanged.
         batch_size: if set, a copy of the plans with this batch size in ``config`` (``nnUNetPlans_bsN``).
         seed: seed of every training (network initialisation, patch sampling, augmentation).
         device: ``cpu`` or ``cuda``.
@@ -48,6 +53,7 @@ class AccuracySettings:
     test: Path
     config: str = "3d_fullres"
     minutes: float = 30.0
+    iterations: Optional[int] = None
     trainers: Tuple[str, ...] = DEFAULT_TRAINERS
     batch_size: Optional[int] = None
     seed: int = 0
@@ -66,6 +72,8 @@ class AccuracySettings:
             raise ValueError(f"config must be one of {list(CONFIGURATIONS)}, got {self.config!r}")
         if not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes) and self.minutes > 0):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
+        if self.iterations is not None and (not isinstance(self.iterations, int) or self.iterations < 1):
+            raise ValueError(f"iterations must be a positive integer, got {self.iterations!r}")
         if not self.trainers:
             raise ValueError("give at least one trainer")
         for name in self.trainers:
@@ -88,7 +96,20 @@ class AccuracySettings:
     @property
     def nnunet_trainers(self) -> Tuple[str, ...]:
         """The trainer classes nnU-Net runs, in the order given."""
-        return tuple(TRAINER_ALIASES.get(t, t) for t in self.trainers)
+        aliases = TRAINER_ALIASES if self.iterations is None else ITERATION_ALIASES
+        return tuple(aliases.get(t, t) for t in self.trainers)
+
+    @property
+    def budget(self) -> str:
+        """What each trainer trains for, in words."""
+        return f"{self.minutes:g} min" if self.iterations is None else f"{self.iterations} iterations"
+
+    @property
+    def budget_environment(self) -> Dict[str, str]:
+        """The variable the time-budget or fixed-iteration trainers read."""
+        if self.iterations is None:
+            return {"NNUNET_MSFEN_TRAIN_MINUTES": f"{self.minutes:g}"}
+        return {"NNUNET_MSFEN_TRAIN_ITERATIONS": str(self.iterations)}
 
     @property
     def plans(self) -> str:
@@ -105,8 +126,11 @@ class AccuracySettings:
 
     def training_key(self, trainer: str) -> Dict[str, object]:
         """Everything a training's result depends on; a training recorded under another key is redone."""
-        return {"trainer": trainer, "config": self.config, "plans": self.plans, "minutes": self.minutes,
-                "seed": self.seed, "device": self.device, "da_processes": self.da_processes}
+        key = {"trainer": trainer, "config": self.config, "plans": self.plans, "minutes": self.minutes,
+               "seed": self.seed, "device": self.device, "da_processes": self.da_processes}
+        if self.iterations is not None:  # absent otherwise, so that records of earlier time-budget runs still match
+            key.update(minutes=None, iterations=self.iterations)
+        return key
 
     def prediction_key(self, trainer: str) -> Dict[str, object]:
         return {**self.training_key(trainer), "tta": self.tta}

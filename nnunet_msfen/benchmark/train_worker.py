@@ -90,6 +90,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     seed_everything(int(seed))
     if device_name == "cpu":
+        from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
+
+        retain_freed_memory()  # for every trainer alike (nnUNetTrainerMSFEN would do it for itself only)
         torch.set_num_threads(multiprocessing.cpu_count())  # as nnUNetv2_train does
     else:
         torch.set_num_threads(1)

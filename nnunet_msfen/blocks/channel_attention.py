@@ -58,9 +58,14 @@ class ChannelAttn(nn.Module):
         self.fc2 = nn.Linear(rd_channels, channels)
         self.gate = gate_layer()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, channels) gates in (0, 1), from the global context of ``x``. A following pointwise
+        convolution can take them as per-sample weights instead of ``x`` being multiplied (``gated_pointwise_conv``)."""
         context = x.mean(dim=tuple(range(2, x.ndim)))
-        weights = self.gate(self.fc2(self.act(self.fc1(context))))
+        return self.gate(self.fc2(self.act(self.fc1(context))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.gate_weights(x)
         return x * weights.view(*weights.shape, *([1] * (x.ndim - 2)))
 
     def compute_conv_feature_map_size(self, input_size) -> np.int64:

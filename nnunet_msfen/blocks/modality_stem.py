@@ -10,6 +10,10 @@ A plain first convolution mixes the sequences in its very first multiply-add. He
 features of all sequences gives one softmax weight per sequence and case (scaled so that equal weights are 1),
 which scales that sequence's maps before the 1x1 fusion. The weights are a readable by-product:
 ``last_modality_weights`` holds them after every forward pass.
+
+The weighting and the fusion run as one convolution with per-sample weights (``gated_pointwise_conv``), and with
+``recompute`` the stem keeps only its input and output for the backward pass: it works at full resolution with
+more maps than the first stage has channels, so its intermediates were among the largest tensors of a step.
 """
 from typing import Type, Union, List, Tuple
 
@@ -19,6 +23,9 @@ from dynamic_network_architectures.building_blocks.helper import maybe_convert_s
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
+
+from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
+from nnunet_msfen.blocks.recompute import recomputed
 
 
 class ModalityAwareStem(nn.Module):
@@ -32,6 +39,7 @@ class ModalityAwareStem(nn.Module):
         features_per_modality: maps per sequence; default ``ceil(output_channels / input_channels)``.
         cross_modal_attention: weigh the sequences (``False``: fuse them unweighted, for ablations).
         rd_channels: hidden width of the attention MLP.
+        recompute: recompute the stem in the backward pass instead of storing its intermediates.
         conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
             dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
 
@@ -42,7 +50,8 @@ class ModalityAwareStem(nn.Module):
     def __init__(self, conv_op: Type[_ConvNd], input_channels: int, output_channels: int,
                  kernel_size: Union[int, List[int], Tuple[int, ...]] = 3,
                  stride: Union[int, List[int], Tuple[int, ...]] = 1, features_per_modality: int = None,
-                 cross_modal_attention: bool = True, rd_channels: int = 16, conv_bias: bool = False,
+                 cross_modal_attention: bool = True, rd_channels: int = 16, recompute: bool = False,
+                 conv_bias: bool = False,
                  norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
                  dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
                  nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None):
@@ -71,25 +80,30 @@ class ModalityAwareStem(nn.Module):
         self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
         self.last_modality_weights = None
+        self.recompute = recompute
 
     def modality_weights(self, features: torch.Tensor) -> torch.Tensor:
         """(batch, input_channels) weights that sum to ``input_channels`` per case."""
         context = features.mean(dim=tuple(range(2, features.ndim)))
         return torch.softmax(self.attention(context), dim=1) * self.input_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.per_modality_nonlin(self.per_modality_norm(self.per_modality(x)))
-        if self.attention is not None:
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.per_modality_nonlin(self.per_modality_norm(convolve(self.per_modality, x)))
+        if self.attention is None:
+            fused = convolve(self.fuse, features)
+        else:
             weights = self.modality_weights(features)
             self.last_modality_weights = weights.detach()
-            per_map = weights.repeat_interleave(self.features_per_modality, dim=1)
-            features = features * per_map.view(*per_map.shape, *([1] * (x.ndim - 2)))
-        return self.nonlin(self.norm(self.dropout(self.fuse(features))))
+            fused = gated_pointwise_conv(features, self.fuse, weights.repeat_interleave(self.features_per_modality, dim=1))
+        return self.nonlin(self.norm(self.dropout(fused)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return recomputed(self, self._stem, x)
 
     def compute_conv_feature_map_size(self, input_size) -> np.int64:
-        """Per-modality maps and their norm, the weighted copy, the fusion output and its norm."""
+        """Per-modality maps and their norm, the fusion output and its norm."""
         voxels = np.prod([i // s for i, s in zip(input_size, self.stride)], dtype=np.int64)
         hidden = self.input_channels * self.features_per_modality
-        n_hidden = 1 + (not isinstance(self.per_modality_norm, nn.Identity)) + (self.attention is not None)
+        n_hidden = 1 + (not isinstance(self.per_modality_norm, nn.Identity))
         n_out = 1 + (not isinstance(self.norm, nn.Identity))
         return np.int64(voxels * (n_hidden * hidden + n_out * self.output_channels))

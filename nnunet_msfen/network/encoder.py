@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from dynamic_network_architectures.building_blocks.helper import (convert_conv_op_to_dim, get_matching_dropout,
                                                                   maybe_convert_scalar_to_list)
-from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
+from nnunet_msfen.blocks.conv import ConvNormAct
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.spp import SpatialPyramidPooling
@@ -27,7 +27,7 @@ class MSFENEncoder(nn.Module):
     bottleneck only.
 
     Stage ``s`` is ``[first, unit * max(1, n_conv_per_stage[s] - 1)]``: ``first`` is a
-    ``ConvDropoutNormReLU`` with the planned kernel and stride (the ``ModalityAwareStem`` in stage 0), each unit a
+    ``ConvNormAct`` with the planned kernel and stride (the ``ModalityAwareStem`` in stage 0), each unit a
     ``MultiScaleResidualBlock``. So a plan with 2 convolutions per stage gets one downsampling convolution and one
     multi-scale residual unit per stage, the same depth as nnU-Net's U-Net.
 
@@ -35,6 +35,8 @@ class MSFENEncoder(nn.Module):
         input_channels ... nonlin_kwargs: as ``PlainConvEncoder``'s.
         return_skips: return every stage's output (for a decoder) or only the bottleneck.
         modality_stem: build stage 0's first layer as a ``ModalityAwareStem``.
+        cross_modal_attention: weigh the sequences in the stem (only with ``modality_stem``).
+        recompute: recompute the stem in the backward pass (the units follow ``block_kwargs``).
         spp, spp_bins: spatial pyramid pooling at the bottleneck and its bin sizes.
         bottleneck_dropout: dropout probability at the bottleneck (0 disables it).
         block_kwargs: passed to every ``MultiScaleResidualBlock`` (ablation switches, branch mode, ...).
@@ -45,15 +47,16 @@ class MSFENEncoder(nn.Module):
                  n_conv_per_stage: IntOrSeq, conv_bias: bool = False, norm_op: Type[nn.Module] = None,
                  norm_op_kwargs: dict = None, dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
                  nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None, return_skips: bool = True,
-                 nonlin_first: bool = False, modality_stem: bool = True, spp: bool = True,
+                 nonlin_first: bool = False, modality_stem: bool = True, cross_modal_attention: bool = True,
+                 recompute: bool = False, spp: bool = True,
                  spp_bins: Sequence[int] = (1, 2, 4), bottleneck_dropout: float = 0.5, block_kwargs: dict = None):
         super().__init__()
         if not 0 <= bottleneck_dropout < 1:
             raise ValueError(f"bottleneck_dropout must be in [0, 1), got bottleneck_dropout={bottleneck_dropout}")
-        self.features_per_stage = _per_stage(features_per_stage, n_stages, "features_per_stage")
-        self.kernel_sizes = [maybe_convert_scalar_to_list(conv_op, k) for k in _per_stage(kernel_sizes, n_stages, "kernel_sizes")]
-        self.strides = [maybe_convert_scalar_to_list(conv_op, s) for s in _per_stage(strides, n_stages, "strides")]
-        n_conv_per_stage = _per_stage(n_conv_per_stage, n_stages, "n_conv_per_stage")
+        self.features_per_stage = per_stage(features_per_stage, n_stages, "features_per_stage")
+        self.kernel_sizes = [maybe_convert_scalar_to_list(conv_op, k) for k in per_stage(kernel_sizes, n_stages, "kernel_sizes")]
+        self.strides = [maybe_convert_scalar_to_list(conv_op, s) for s in per_stage(strides, n_stages, "strides")]
+        n_conv_per_stage = per_stage(n_conv_per_stage, n_stages, "n_conv_per_stage")
         ops = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                    dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs)
         block_kwargs = block_kwargs or {}
@@ -62,9 +65,10 @@ class MSFENEncoder(nn.Module):
         in_channels = input_channels
         for s, out_channels in enumerate(self.features_per_stage):
             if s == 0 and modality_stem:
-                first = ModalityAwareStem(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s], **ops)
+                first = ModalityAwareStem(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s],
+                                          cross_modal_attention=cross_modal_attention, recompute=recompute, **ops)
             else:
-                first = ConvDropoutNormReLU(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s],
+                first = ConvNormAct(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s],
                                             nonlin_first=nonlin_first, **ops)
             units = [MultiScaleResidualBlock(conv_op, out_channels, self.kernel_sizes[s], **block_kwargs, **ops)
                      for _ in range(max(1, n_conv_per_stage[s] - 1))]
@@ -111,8 +115,8 @@ class MSFENEncoder(nn.Module):
         return output
 
 
-def _per_stage(value, n_stages: int, name: str) -> list:
-    """Expand a scalar to one entry per stage; check the length of a sequence."""
+def per_stage(value, n_stages: int, name: str) -> list:
+    """Expand a scalar to one entry per stage; check the length of a sequence (``ValueError`` naming ``name``)."""
     if isinstance(value, int):
         return [value] * n_stages
     value = list(value)

@@ -10,14 +10,20 @@ The constructor takes every argument of ``PlainConvUNet`` under the same names, 
 ``get_network_from_plans`` builds it from a plans ``architecture`` whose ``network_class_name`` is
 ``nnunet_msfen.network.msfen_unet.MSFENUNet``; MSFEN's own options are keyword arguments with defaults, each
 part switchable off for ablations. Free of nnU-Net imports (MedNeXt's adapter idea): the trainer adapts it.
+
+The defaults are chosen by measured time and memory on real hardware, not by FLOPs (docs/ablation.md): dense
+convolutions in groups of up to 16 channels on each Res2Net split instead of depthwise ones, channel attention and
+modality weights folded into the following pointwise convolution, spatial attention and skip in one pass, an
+additive skip fusion in the decoder, every convolution through oneDNN on the CPU, and the blocks recomputed in the
+backward pass instead of stored. ``group_width=1, skip_fusion="concat", recompute=False`` is the 0.1.0 network.
 """
+import zlib
 from typing import List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import torch
 from dynamic_network_architectures.architectures.abstract_arch import AbstractDynamicNetworkArchitectures
 from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
-from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
@@ -28,6 +34,7 @@ from nnunet_msfen.network.decoder import MSFENDecoder
 from nnunet_msfen.network.encoder import MSFENEncoder
 
 IntOrSeq = Union[int, List[int], Tuple[int, ...]]
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 class MSFENUNet(AbstractDynamicNetworkArchitectures):
@@ -43,12 +50,16 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         modality_stem: per-modality features and cross-modal attention as the first layer.
         cross_modal_attention: weigh the modalities in the stem (only with ``modality_stem``).
         scale_kernel_sizes: receptive fields of the multi-scale branches.
-        branch_mode: ``"hierarchical"``, ``"cascade"``, ``"dilated"`` or ``"parallel"`` (see ``MultiScaleConv``).
-        group_width: channels per group of the branch convolutions (1 = depthwise).
+        branch_mode: ``"hierarchical"``, ``"cascade"``, ``"dilated"`` or ``"parallel"`` (``scale_branches``).
+        group_width: channels per group of the branch convolutions, capped at the branch width (1 = depthwise).
         spatial_attention_kernel: kernel size of the spatial attention; ``None``: 7 in 2D (CBAM's), 3 in 3D (a
             2 -> 1 channel 7^3 convolution at full resolution cost 1.3 s of a 3.1 s unit on the CPU, see
             docs/ablation.md).
         decoder_fuse_kernel_size: kernel of each decoder stage's fusion convolution (``None``: the planned one).
+        skip_fusion: ``"add"`` (upsampled map + projected skip) or ``"concat"`` (U-Net's concatenation), see
+            ``SkipFusion``.
+        recompute: recompute the stem, the units and the skip fusions in the backward pass instead of storing
+            their intermediates (``torch.utils.checkpoint``; training only).
 
     Raises:
         ValueError: for inconsistent stage counts or an invalid MSFEN option (the message names the value).
@@ -63,9 +74,12 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  nonlin_first: bool = False, *, multi_scale: bool = True, channel_attention: bool = True,
                  spatial_attention: bool = True, residual: bool = True, spp: bool = True,
                  bottleneck_dropout: float = 0.5, modality_stem: bool = True, cross_modal_attention: bool = True,
-                 scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 1,
-                 spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: int = 1):
+                 scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
+                 spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
+                 skip_fusion: str = "add", recompute: bool = True):
         super().__init__()
+        # drawn before any module is built, so that switching a part off changes no other part's initial weights
+        self._init_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
         if n_stages < 2:
             raise ValueError(f"n_stages must be >= 2 (an encoder and a decoder stage), got n_stages={n_stages}")
         if input_channels < 1 or num_classes < 1:
@@ -76,16 +90,19 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         block_kwargs = dict(multi_scale=multi_scale, channel_attention=channel_attention,
                             spatial_attention=spatial_attention, residual=residual,
                             scale_kernel_sizes=tuple(scale_kernel_sizes), branch_mode=branch_mode,
-                            group_width=group_width, spatial_attention_kernel=spatial_attention_kernel)
-        self.encoder = MSFENEncoder(input_channels, n_stages, features_per_stage, conv_op, kernel_sizes, strides,
-                                    n_conv_per_stage, conv_bias, norm_op, norm_op_kwargs, dropout_op,
-                                    dropout_op_kwargs, nonlin, nonlin_kwargs, return_skips=True,
-                                    nonlin_first=nonlin_first, modality_stem=modality_stem, spp=spp,
-                                    bottleneck_dropout=bottleneck_dropout, block_kwargs=block_kwargs)
-        if modality_stem and not cross_modal_attention:
-            self.encoder.stages[0][0].attention = None
-        self.decoder = MSFENDecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision,
-                                    decoder_fuse_kernel_size, nonlin_first, block_kwargs)
+                            group_width=group_width, spatial_attention_kernel=spatial_attention_kernel,
+                            recompute=recompute)
+        self.encoder = MSFENEncoder(
+            input_channels=input_channels, n_stages=n_stages, features_per_stage=features_per_stage, conv_op=conv_op,
+            kernel_sizes=kernel_sizes, strides=strides, n_conv_per_stage=n_conv_per_stage, conv_bias=conv_bias,
+            norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op, dropout_op_kwargs=dropout_op_kwargs,
+            nonlin=nonlin, nonlin_kwargs=nonlin_kwargs, return_skips=True, nonlin_first=nonlin_first,
+            modality_stem=modality_stem, cross_modal_attention=cross_modal_attention, recompute=recompute, spp=spp,
+            bottleneck_dropout=bottleneck_dropout, block_kwargs=block_kwargs)
+        self.decoder = MSFENDecoder(
+            encoder=self.encoder, num_classes=num_classes, n_conv_per_stage=n_conv_per_stage_decoder,
+            deep_supervision=deep_supervision, skip_fusion=skip_fusion, fuse_kernel_size=decoder_fuse_kernel_size,
+            recompute=recompute, block_kwargs=block_kwargs)
         # for nnU-Net's pretrained-weights utilities (AbstractDynamicNetworkArchitectures)
         self.key_to_encoder = "encoder.stages"
         self.key_to_stem = "encoder.stages.0"
@@ -102,12 +119,30 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         return self.encoder.compute_conv_feature_map_size(input_size) + \
             self.decoder.compute_conv_feature_map_size(input_size)
 
-    @staticmethod
-    def initialize(module: nn.Module) -> None:
-        """He initialisation as nnU-Net does it, and residual units that start as identities: the last norm of a
-        multi-scale branch (before the skip is added) starts at zero (Goyal et al., 2017)."""
-        InitWeights_He(1e-2)(module)
-        if isinstance(module, MultiScaleResidualBlock) and module.residual and isinstance(module.features, MultiScaleConv):
-            norm = module.features.norm
-            if getattr(norm, "weight", None) is not None:
-                nn.init.zeros_(norm.weight)
+    def initialize(self, module: nn.Module) -> None:
+        """nnU-Net's ``network.apply(network.initialize)`` calls this for every module, the network itself last;
+        the whole network is initialised in that last call, each module from a generator seeded by its name:
+
+        - convolutions and transposed convolutions: He (``kaiming_normal_``, a = 1e-2), bias 0, as nnU-Net's
+          ``InitWeights_He(1e-2)``; linear layers: PyTorch's default;
+        - residual units start as identities: the last norm of a multi-scale branch (before the skip is added)
+          starts at zero (Goyal et al., 2017).
+
+        Seeding by name keeps every module's initial weights the same whichever other parts are switched off.
+        """
+        if module is not self:
+            return
+        for name, m in self.named_modules():
+            generator = torch.Generator().manual_seed(self._init_seed ^ zlib.crc32(name.encode()))
+            if isinstance(m, _CONVS):
+                nn.init.kaiming_normal_(m.weight, a=1e-2, generator=generator)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=generator)
+                if m.bias is not None:
+                    bound = 1 / m.in_features ** 0.5
+                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            if isinstance(m, MultiScaleResidualBlock) and m.residual and isinstance(m.features, MultiScaleConv):
+                if getattr(m.features.norm, "weight", None) is not None:
+                    nn.init.zeros_(m.features.norm.weight)

@@ -3,6 +3,9 @@
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 from nnunet_msfen.training.nnUNetTrainerMSFEN_Adam import nnUNetTrainerMSFEN_Adam
 from nnunet_msfen.training.nnUNetTrainerMSFEN_EarlyStopping import nnUNetTrainerMSFEN_EarlyStopping
+from nnunet_msfen.training.nnUNetTrainerMSFEN_v1 import nnUNetTrainerMSFEN_v1
+from nnunet_msfen.training.fixed_iterations import (nnUNetTrainer_Iterations, nnUNetTrainerMSFEN_Iterations,
+                                                    nnUNetTrainerMSFEN_v1_Iterations)
 from nnunet_msfen.training.time_budget import nnUNetTrainer_TimeBudget, nnUNetTrainerMSFEN_TimeBudget
 from nnunet_msfen.training.short_schedules import (nnUNetTrainer_Short, nnUNetTrainer_Smoke,
                                                    nnUNetTrainerMSFEN_50epochs, nnUNetTrainerMSFEN_5epochs,
@@ -11,4 +14,5 @@ from nnunet_msfen.training.short_schedules import (nnUNetTrainer_Short, nnUNetTr
 __all__ = ["nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_Adam", "nnUNetTrainerMSFEN_EarlyStopping",
            "nnUNetTrainerMSFEN_Smoke", "nnUNetTrainerMSFEN_5epochs", "nnUNetTrainerMSFEN_50epochs",
            "nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_Short", "nnUNetTrainer_Short", "nnUNetTrainerMSFEN_TimeBudget",
-           "nnUNetTrainer_TimeBudget"]
+           "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN_v1", "nnUNetTrainer_Iterations",
+           "nnUNetTrainerMSFEN_Iterations", "nnUNetTrainerMSFEN_v1_Iterations"]

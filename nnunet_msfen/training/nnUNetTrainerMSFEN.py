@@ -6,9 +6,11 @@ Everything else is nnU-Net's: SGD (momentum 0.99, Nesterov) with the poly schedu
 supervision, 5-fold cross-validation, region-based training, ignore label, ``--c``, ``--val``, ``--npz``, DDP.
 Only SGD's initial learning rate is MSFEN's own (4e-2 instead of 1e-2): the paper tunes its hyperparameters by grid
 search, and at nnU-Net's 1e-2 MSFEN learned far more slowly per iteration than nnU-Net's U-Net on the real BraTS
-cases (docs/ablation.md, section 6).
+cases (docs/ablation.md, section 6). On a CPU the trainer keeps freed memory in the process
+(``nnunet_msfen.runtime.cpu_allocator``; ``NNUNET_MSFEN_CPU_ALLOCATOR=system`` turns that off).
 """
-from typing import Union
+from types import MappingProxyType
+from typing import Mapping
 
 import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
@@ -16,6 +18,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
+
+from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
 
 MSFEN_CLASS_NAME = "nnunet_msfen.network.msfen_unet.MSFENUNet"
 PLAIN_CLASS_NAME = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
@@ -37,7 +41,7 @@ class nnUNetTrainerMSFEN(nnUNetTrainer):
     dice_weight = 0.7
     learning_rate = 4e-2
     bottleneck_dropout = 0.5
-    network_kwargs: dict = {}
+    network_kwargs: Mapping[str, object] = MappingProxyType({})  # read-only: a variant assigns its own
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -45,6 +49,8 @@ class nnUNetTrainerMSFEN(nnUNetTrainer):
         if not self.learning_rate > 0:
             raise ValueError(f"{type(self).__name__}.learning_rate must be > 0, got {self.learning_rate!r}")
         self.initial_lr = self.learning_rate
+        if self.device.type == "cpu" and retain_freed_memory():
+            self.print_to_log_file("CPU: freed memory stays in the process (nnunet_msfen.runtime.cpu_allocator)")
 
     @classmethod
     def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,

@@ -1,0 +1,83 @@
+"""A decoder stage's entry: upsample the stage below and fuse it with the encoder's skip.
+
+Two forms, both linear in what they combine before the norm:
+
+- ``"add"`` (default): ``nonlin(norm(transpconv(below) + project(skip)))``. A 1x1 projection of the skip added to
+  the upsampled map: FPN's lateral connection (T.-Y. Lin et al., "Feature Pyramid Networks for Object Detection",
+  CVPR 2017, https://arxiv.org/abs/1612.03144).
+- ``"concat"`` (the 0.1.0 form, U-Net's): ``nonlin(norm(fuse(cat(transpconv(below), skip))))`` with a 1x1 ``fuse``.
+
+With a 1x1 fusion the two compute the same family of functions (``fuse`` restricted to the upsampled half is a
+linear map after a linear ``transpconv``, so one transposed convolution can absorb it), but ``"add"`` never
+materialises the concatenation nor the extra upsampled copy: two full-resolution maps fewer per decoder stage.
+"""
+from typing import Optional, Sequence, Type
+
+import numpy as np
+import torch
+from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.dropout import _DropoutNd
+
+from nnunet_msfen.blocks.conv import convolve
+from nnunet_msfen.blocks.recompute import recomputed
+
+SKIP_FUSIONS = ("add", "concat")
+
+
+class SkipFusion(nn.Module):
+    """``below`` (``below_channels``, coarse) and ``skip`` (``channels``, fine) -> ``channels`` maps at the skip's size.
+
+    Args:
+        conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
+        below_channels, channels: channels of the coarser input and of the skip (= output).
+        stride: the encoder stride between the two (the transposed convolution's kernel and stride).
+        mode: ``"add"`` or ``"concat"`` (module docstring).
+        kernel_size: kernel of the skip projection (``"add"``) or of the fusion (``"concat"``); 1 by default.
+        recompute: recompute the block in the backward pass instead of storing its intermediates.
+        conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
+            dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
+
+    Raises:
+        ValueError: for an unknown ``mode`` or an even ``kernel_size``.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], below_channels: int, channels: int, stride: Sequence[int],
+                 mode: str = "add", kernel_size: Optional[Sequence[int]] = None, recompute: bool = False,
+                 conv_bias: bool = False, norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
+                 dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None, nonlin: Type[nn.Module] = None,
+                 nonlin_kwargs: dict = None):
+        super().__init__()
+        if mode not in SKIP_FUSIONS:
+            raise ValueError(f"mode must be one of {SKIP_FUSIONS}, got mode={mode!r}")
+        kernel = [1] * len(stride) if kernel_size is None else [int(k) for k in kernel_size]
+        if any(k < 1 or k % 2 == 0 for k in kernel):
+            raise ValueError(f"kernel_size must be odd, got kernel_size={kernel_size}")
+        padding = [(k - 1) // 2 for k in kernel]
+        self.mode, self.channels, self.recompute = mode, channels, recompute
+        self.upsample = get_matching_convtransp(conv_op=conv_op)(below_channels, channels, stride, stride, bias=conv_bias)
+        in_channels = channels if mode == "add" else 2 * channels
+        self.fuse = conv_op(in_channels, channels, kernel, padding=padding, bias=conv_bias and mode == "concat")
+        self.dropout = dropout_op(**(dropout_op_kwargs or {})) if dropout_op is not None else nn.Identity()
+        self.norm = norm_op(channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
+        self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
+
+    def _fusion(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = self.upsample(below)
+        if self.mode == "add":
+            fused = up + convolve(self.fuse, skip)
+        else:
+            fused = convolve(self.fuse, torch.cat((up, skip), dim=1))
+        return self.nonlin(self.norm(self.dropout(fused)))
+
+    def forward(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return recomputed(self, self._fusion, below, skip)
+
+    def compute_conv_feature_map_size(self, input_size) -> np.int64:
+        """At the skip's ``input_size``: the upsampled map, the projected skip and their sum (``"add"``) or the
+        concatenation (2 x) and the fusion output (``"concat"``), and the norm."""
+        maps = 4 if self.mode == "add" else 5
+        if isinstance(self.norm, nn.Identity):
+            maps -= 1
+        return np.prod([maps * self.channels, *input_size], dtype=np.int64)

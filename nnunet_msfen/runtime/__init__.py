@@ -1,0 +1,1 @@
+"""Process-level settings that make CPU training and prediction faster for any network (``cpu_allocator``)."""

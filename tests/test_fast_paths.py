@@ -1,0 +1,166 @@
+"""The hardware-efficient formulation computes the same functions: oneDNN dispatch, folded gates, recomputation,
+the additive skip fusion, anisotropic spatial attention, and initial weights independent of the ablation switches."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nnunet_msfen import MSFENUNet
+from nnunet_msfen.blocks.conv import ConvNormAct, convolve, gated_pointwise_conv
+from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
+from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
+from nnunet_msfen.blocks.skip_fusion import SkipFusion
+from nnunet_msfen.blocks.spatial_attention import SpatialAttn
+
+CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=2, dilation=2),
+                                    dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=1, groups=4),
+                                    dict(kernel_size=(1, 3, 3)[-3:], padding=(0, 1, 1)[-3:])])
+def test_convolve_equals_the_module_forward(dim, batch, kwargs):
+    torch.manual_seed(0)
+    if dim == 2 and isinstance(kwargs["kernel_size"], tuple):
+        kwargs = dict(kernel_size=(1, 3), padding=(0, 1))
+    conv = CONV[dim](8, 8, **kwargs)
+    x = torch.randn(batch, 8, *[9] * dim)
+    assert torch.allclose(convolve(conv, x), conv(x), atol=1e-5)
+
+
+def test_convolve_gradients_equal_the_module_gradients():
+    conv = nn.Conv3d(4, 6, 3, padding=1)
+    x = torch.randn(1, 4, 6, 6, 6, requires_grad=True)
+    (convolve(conv, x) ** 2).sum().backward()
+    grads = (x.grad.clone(), conv.weight.grad.clone())
+    x.grad, conv.weight.grad = None, None
+    (conv(x) ** 2).sum().backward()
+    assert torch.allclose(grads[0], x.grad, atol=1e-4) and torch.allclose(grads[1], conv.weight.grad, atol=1e-3)
+
+
+def test_gated_pointwise_conv_checks_its_arguments():
+    x = torch.randn(2, 4, 5, 5)
+    with pytest.raises(ValueError, match=r"kernel_size=\(3, 3\)"):
+        gated_pointwise_conv(x, nn.Conv2d(4, 4, 3), torch.ones(2, 4))
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        gated_pointwise_conv(x, nn.Conv2d(4, 4, 1), torch.ones(2, 3))
+    conv = nn.Conv2d(4, 3, 1)
+    gate = torch.rand(2, 4)
+    assert torch.allclose(gated_pointwise_conv(x, conv, gate), conv(x * gate[..., None, None]), atol=1e-5)
+
+
+def _grads(module, *inputs):
+    out = module(*inputs)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), [p.grad.clone() for p in module.parameters()], [i.grad.clone() for i in inputs]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("make", [
+    lambda d: MultiScaleResidualBlock(CONV[d], 8, norm_op=NORM[d], norm_op_kwargs={"affine": True},
+                                      nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True}),
+    lambda d: ModalityAwareStem(CONV[d], 4, 8, norm_op=NORM[d], norm_op_kwargs={"affine": True}, nonlin=nn.LeakyReLU),
+    lambda d: SkipFusion(CONV[d], 16, 8, [2] * d, norm_op=NORM[d], norm_op_kwargs={"affine": True}, nonlin=nn.LeakyReLU),
+])
+def test_recompute_changes_neither_outputs_nor_gradients(dim, make):
+    torch.manual_seed(0)
+    module = make(dim)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # no zero-initialised norm: every path carries gradient
+    if isinstance(module, SkipFusion):
+        inputs = [torch.randn(2, 16, *[4] * dim), torch.randn(2, 8, *[8] * dim)]
+    else:
+        inputs = [torch.randn(2, module.input_channels if isinstance(module, ModalityAwareStem) else 8, *[8] * dim)]
+    results = []
+    for recompute in (False, True):
+        module.recompute = recompute
+        module.zero_grad(set_to_none=True)
+        results.append(_grads(module, *[i.clone().requires_grad_() for i in inputs]))
+    (out0, p0, i0), (out1, p1, i1) = results
+    assert torch.allclose(out0, out1, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(p0 + i0, p1 + i1))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("mode", ["add", "concat"])
+def test_skip_fusion_shapes_gradients_and_feature_map_size(dim, mode):
+    fusion = SkipFusion(CONV[dim], 16, 8, [2] * dim, mode=mode, norm_op=NORM[dim], norm_op_kwargs={"affine": True},
+                        nonlin=nn.LeakyReLU)
+    below, skip = torch.randn(2, 16, *[3] * dim), torch.randn(2, 8, *[6] * dim)
+    out = fusion(below, skip)
+    assert out.shape == skip.shape
+    out.pow(2).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.parameters())
+    # add: upsampled, projected skip, sum, norm; concat: upsampled, concatenation (2x), fusion, norm
+    assert fusion.compute_conv_feature_map_size([6] * dim) == (4 if mode == "add" else 5) * 8 * 6 ** dim
+    assert fusion.fuse.in_channels == (8 if mode == "add" else 16)
+
+
+def test_skip_fusion_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="'sum'"):
+        SkipFusion(nn.Conv3d, 16, 8, [2, 2, 2], mode="sum")
+    with pytest.raises(ValueError, match=r"\[2, 2, 2\]"):
+        SkipFusion(nn.Conv3d, 16, 8, [2, 2, 2], kernel_size=[2, 2, 2])
+
+
+def test_spatial_attention_stays_in_plane_along_an_axis_planned_with_kernel_1():
+    attn = SpatialAttn(nn.Conv3d, 4, [1, 3, 3])
+    assert attn.conv.kernel_size == (1, 3, 3) and attn.conv.padding == (0, 1, 1)
+    x = torch.zeros(1, 4, 5, 5, 5, requires_grad=True)
+    attn.gate_map(x)[0, 0, 2, 2, 2].backward()
+    touched = x.grad.abs().sum(dim=(0, 1)) > 0
+    assert touched[2].any() and not touched[[0, 1, 3, 4]].any()
+    unit = MultiScaleResidualBlock(nn.Conv3d, 8, [1, 3, 3])
+    assert unit.spatial_attention.conv.kernel_size == (1, 7, 7)
+    with pytest.raises(ValueError, match=r"\[3, 4, 3\]"):
+        SpatialAttn(nn.Conv3d, 4, [3, 4, 3])
+
+
+def test_conv_norm_act_matches_dynamic_network_architectures():
+    from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU
+
+    args = (nn.Conv3d, 4, 8, 3, 2)
+    ops = dict(conv_bias=True, norm_op=nn.InstanceNorm3d, norm_op_kwargs={"affine": True}, nonlin=nn.LeakyReLU)
+    ours, theirs = ConvNormAct(*args, **ops), ConvDropoutNormReLU(*args, **ops)
+    theirs.load_state_dict(ours.state_dict(), strict=False)  # theirs also lists every layer under all_modules
+    x = torch.randn(1, 4, 8, 8, 8)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+    assert ours.compute_conv_feature_map_size((8, 8, 8)) == theirs.compute_conv_feature_map_size((8, 8, 8))
+
+
+def _tiny(**kwargs) -> MSFENUNet:
+    net = MSFENUNet(4, 3, [8, 16, 16], nn.Conv3d, 3, [1, 2, 2], 2, 3, 2, conv_bias=True, norm_op=nn.InstanceNorm3d,
+                    norm_op_kwargs={"affine": True}, nonlin=nn.LeakyReLU, deep_supervision=True, **kwargs)
+    net.apply(net.initialize)
+    return net
+
+
+@pytest.mark.parametrize("switch", ["multi_scale", "cross_modal_attention", "spatial_attention", "channel_attention"])
+def test_switching_a_part_off_leaves_the_other_initial_weights_unchanged(switch):
+    torch.manual_seed(3)
+    on = _tiny()
+    torch.manual_seed(3)
+    off = _tiny(**{switch: False})
+    replaced = ".features." if switch == "multi_scale" else "\0"  # the part the switch swaps for a plain conv
+    shared = {k: v for k, v in off.state_dict().items()
+              if k in on.state_dict() and v.shape == on.state_dict()[k].shape and replaced not in k}
+    assert len(shared) > 20
+    differing = [k for k, v in shared.items() if not torch.equal(v, on.state_dict()[k])]
+    assert not differing, differing
+
+
+def test_network_recompute_changes_no_gradient():
+    torch.manual_seed(0)
+    nets = [_tiny(recompute=r) for r in (False, True)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.randn(2, 4, 16, 16, 16)
+    grads = []
+    for net in nets:
+        torch.manual_seed(1)  # the bottleneck dropout draws the same mask
+        sum(o.float().pow(2).mean() for o in net(x)).backward()
+        grads.append([p.grad for p in net.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(*grads))
+    assert np.isclose(sum(float(g.abs().sum()) for g in grads[0]), sum(float(g.abs().sum()) for g in grads[1]))
