@@ -6,10 +6,11 @@ Writes plans ``nnUNetMSFENPlans`` whose configurations name ``MSFENUNet`` as the
 (``3d_lowres`` gets its own, because its spacing follows from the planned patch size).
 
 The reference value is calibrated the way nnU-Net calibrated PlainConvUNet's: nnU-Net's 560e6 is (a fine-tuned)
-``compute_conv_feature_map_size`` of the U-Net configuration that filled its 8 GB target. MSFENUNet counts more
-maps per voxel (attention, concatenations, norms), so its reference value is PlainConvUNet's scaled by the ratio
-of the two estimates at equal *measured* training memory; ``plans/calibrate_reference.py`` measures it and
-docs/planner_calibration.md records the numbers.
+``compute_conv_feature_map_size`` of the U-Net configuration that filled its 8 GB target. MSFENUNet counts every map
+its forward pass allocates, most of which its blocks recompute in the backward pass instead of keeping, so its
+reference value is PlainConvUNet's scaled by the ratio of the two estimates at equal *measured* training memory
+(per dimensionality); ``plans/calibrate_reference.py`` measures it and docs/planner_calibration.md records the
+numbers.
 """
 from typing import List, Tuple, Union
 
@@ -19,8 +20,9 @@ from nnunet_msfen.network.msfen_unet import MSFENUNet
 
 PLANS_NAME = "nnUNetMSFENPlans"
 # measured by plans/calibrate_reference.py (see docs/planner_calibration.md): feature-map elements counted by
-# MSFENUNet per element counted by PlainConvUNet at equal peak training memory
-MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE = 2.81
+# MSFENUNet per element counted by PlainConvUNet at equal peak training memory, 3D and 2D
+MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D = 5.29
+MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D = 5.58
 
 
 class nnUNetPlannerMSFEN(ExperimentPlanner):
@@ -33,8 +35,8 @@ class nnUNetPlannerMSFEN(ExperimentPlanner):
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
                          overwrite_target_spacing, suppress_transpose)
         self.UNet_class = MSFENUNet
-        self.UNet_reference_val_3d = round(self.UNet_reference_val_3d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE)
-        self.UNet_reference_val_2d = round(self.UNet_reference_val_2d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE)
+        self.UNet_reference_val_3d = round(self.UNet_reference_val_3d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D)
+        self.UNet_reference_val_2d = round(self.UNet_reference_val_2d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D)
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         if configuration_name in ("2d", "3d_fullres"):

@@ -6,14 +6,19 @@ import re
 import pytest
 import torch
 
-from nnunet_msfen.benchmark.measure import count_flops, count_parameters, peak_memory_of
-from nnunet_msfen.benchmark.memory import main as memory_main
-from nnunet_msfen.benchmark.networks import GROUPS, VARIANTS, arch_for, brats_arch, build_network, resolve_names
+from nnunet_msfen.benchmark.breakdown import breakdown
+from nnunet_msfen.benchmark.contention import busy_processes
+from nnunet_msfen.benchmark.machine import describe, one_line
+from nnunet_msfen.benchmark.measure import count_flops, count_parameters
+from nnunet_msfen.benchmark.memory import peak_tensor_memory
+from nnunet_msfen.benchmark.networks import GROUPS, VARIANTS, brats_arch, build_network, plans_arch, resolve_names, \
+    trainer_class
+from nnunet_msfen.benchmark.nnunet_step import NnUNetTrainStep
 from nnunet_msfen.benchmark.report import RATIO_FIELDS, ratios
 from nnunet_msfen.cli import main
 
 TINY = ["--config", "2d", "--stages", "3", "--patch", "32", "32", "--batch", "2", "--case-shape", "2", "48", "40",
-        "--repeats", "2", "--warmup", "0", "--networks", "msfen", "--no-memory"]  # memory: its own test below
+        "--repeats", "2", "--warmup", "0", "--networks", "msfen", "--contention", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +35,19 @@ def test_json_has_every_figure_for_every_network_and_plain_first(tiny_run):
     assert meta["device"] == "cpu" and meta["sliding_window"]["tile_step_size"] == 0.5
     # case 48x40 with a 32x32 tile at step 0.5: 2 x 2 tiles on each of the 2 slices
     assert meta["sliding_window"]["tiles"] == 2 * 2 * 2
+    # the machine is named: CPU model, instruction set, torch, threads
+    assert meta["machine"]["cpu"] and meta["machine"]["torch"] == torch.__version__ and meta["machine"]["threads"] >= 1
+    assert meta["contention"] == 1 and meta["cpu_allocator"] in ("retain", "system")
+    assert [r["trainer"] for r in rows] == ["nnUNetTrainer", "nnUNetTrainerMSFEN"]
     for r in rows:
         assert len(r["train_step_all_s"]) == 2 and r["train_step_s"] > 0
+        assert len(r["train_step_contended_all_s"]) == 2 and r["train_step_contended_s"] > 0
         assert len(r["inference_all_s"]) == 1 and r["inference_s"] > 0
         assert 0 < r["gflops_forward"] < r["gflops_forward_backward"]
-        assert "peak_memory_mib" not in r and "peak_memory_ratio" not in r  # --no-memory
+        assert r["gflop_per_s"] == pytest.approx(r["gflops_forward_backward"] * 2 / r["train_step_s"])
+        assert r["peak_memory_mib"] > 0
         for field, ratio in RATIO_FIELDS.items():
-            if field != "peak_memory_mib":
-                assert r[ratio] == pytest.approx(r[field] / rows[0][field])
+            assert r[ratio] == pytest.approx(r[field] / rows[0][field])
     assert all(rows[0][k] == 1.0 for k in rows[0] if k.endswith("_ratio"))
 
 
@@ -55,27 +65,69 @@ def test_flop_counter_counts_a_plain_convolution_exactly():
     assert fwd_bwd == 2 * fwd  # the input needs no gradient: backward is the weight gradient only
 
 
-def test_peak_memory_sees_an_allocation():
-    peak = peak_memory_of(lambda: torch.ones(64 * 2 ** 20 // 4).add_(1).sum(), torch.device("cpu"))
-    assert 60 < peak < 400, peak
+def test_peak_tensor_memory_is_exact_and_counts_only_what_is_held_at_once():
+    cpu = torch.device("cpu")
+    assert peak_tensor_memory(lambda: torch.ones(16 * 2 ** 20 // 4).add_(1).sum(), cpu) == pytest.approx(16, abs=0.01)
+
+    def two_then_one():
+        a, b = torch.ones(2 ** 20), torch.ones(2 ** 20)  # 8 MiB at once
+        del a, b
+        return torch.ones(2 ** 20)
+
+    assert peak_tensor_memory(two_then_one, cpu) == pytest.approx(8, abs=0.01)
+    assert peak_tensor_memory(two_then_one, cpu) == pytest.approx(8, abs=0.01)  # the same again in one process
 
 
-def test_memory_worker_prints_the_peak_of_one_training_step(capsys):
-    spec = dict(name="msfen", config="2d", n_stages=3, patch=[128, 128], batch=8, device="cpu", loss_weights=[0.3, 0.7])
-    assert memory_main([json.dumps(spec)]) == 0  # in this process: the CLI runs it in a fresh one per network
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["name"] == "msfen" and line["peak_mib"] > 10  # 32 x 128 x 128 x 8 floats = 16 MiB per stage-0 map
+def test_the_training_step_is_the_trainers_own():
+    arch = brats_arch("2d", 3)
+    for name, trainer, weights, lr in (("plain", "nnUNetTrainer", (1, 1), 1e-2),
+                                       ("msfen", "nnUNetTrainerMSFEN", (0.3, 0.7), 4e-2)):
+        step = NnUNetTrainStep(trainer_class(name), "2d", VARIANTS[name].plans_network, plans_arch(name, arch),
+                               [32, 32], 2, torch.device("cpu"))
+        loss = step.trainer.loss.loss  # deep supervision wraps it
+        assert type(step.trainer).__name__ == trainer and step.trainer.initial_lr == lr
+        assert (loss.weight_ce, loss.weight_dice) == weights
+        assert [t.shape[-1] for t in step.batch["target"]] == [32, 16]  # deep supervision: all but the lowest
+        before = [p.detach().clone() for p in step.net.parameters()]
+        assert isinstance(step.step(), float)
+        assert any(not torch.equal(a, b) for a, b in zip(before, step.net.parameters()))  # the optimizer stepped
 
 
-def test_every_variant_builds_the_class_it_names_with_its_switch():
-    arch = brats_arch("3d_fullres")
-    for name, (class_name, extra, _) in VARIANTS.items():
-        cls, kwargs = arch_for(name, arch)
-        assert cls == class_name and all(kwargs[k] == v for k, v in extra.items())
-    _, resenc = arch_for("resenc-m", arch)
+def test_every_variant_builds_with_its_switch():
+    arch = brats_arch("3d_fullres", 3)
+    for name, contender in VARIANTS.items():
+        net = build_network(name, arch)
+        assert type(net).__name__ == contender.plans_network.rsplit(".", 1)[-1] or contender.trainer != "nnUNetTrainer"
+        cls = trainer_class(name)
+        for key, value in contender.extra.items():
+            assert cls.network_kwargs.get(key, getattr(cls, key, None)) == value, (name, key)
+    resenc = plans_arch("resenc-m", brats_arch("3d_fullres"))
     assert resenc["n_blocks_per_stage"] == [1, 3, 4, 6, 6, 6] and resenc["n_conv_per_stage_decoder"] == [1] * 5
+    assert trainer_class("msfen-v1").network_kwargs["group_width"] == 1
     assert resolve_names(["msfen", "default"]) == ["plain", "msfen", "resenc-m"]
     assert set(resolve_names(["all"])) == set(VARIANTS) and "msfen-no-spp" in GROUPS["switches"]
+
+
+def test_breakdown_times_every_block_once_and_counts_its_flops():
+    net = build_network("msfen", brats_arch("2d", 3))
+    rows = breakdown(net, torch.randn(2, 4, 32, 32), repeats=1)
+    counts = {r["type"]: r["count"] for r in rows}
+    # 3 stages: the stem, 2 strided convs, 3 + 2 units, 2 skip fusions, SPP, 2 heads (deep supervision)
+    assert counts == {"ModalityAwareStem": 1, "ConvNormAct": 2, "MultiScaleResidualBlock": 5, "SkipFusion": 2,
+                      "SpatialPyramidPooling": 1, "segmentation head": 2}
+    assert sum(r["share"] for r in rows) == pytest.approx(1)
+    assert all(r["seconds"] > 0 and r["gflop"] > 0 for r in rows)
+
+
+def test_machine_is_described_and_busy_processes_stop():
+    machine = describe(torch.device("cpu"))
+    assert machine["cores"] >= 1 and machine["cpu"] in one_line(machine) and "torch" in one_line(machine)
+    with busy_processes(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+    assert all(p.returncode is not None for p in procs)
+    with pytest.raises(ValueError, match="-1"):
+        with busy_processes(-1):
+            pass
 
 
 def test_ratios_need_the_reference():
@@ -92,6 +144,7 @@ def test_ratios_need_the_reference():
     (["--batch", "0"], "--batch 0"),
     (["--repeats", "0"], "--repeats 0"),
     (["--case-shape", "128", "128"], "--case-shape 128 128"),
+    (["--contention", "-1"], "--contention -1"),
 ])
 def test_bad_arguments_exit_non_zero_naming_the_value(args, message, capsys, tmp_path):
     assert main(["benchmark", *args, "-o", str(tmp_path / "b.json")]) == 1

@@ -7,7 +7,8 @@ import pytest
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
 from nnunet_msfen.cli import main as cli_main
-from nnunet_msfen.plans.nnUNetPlannerMSFEN import (MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE, PLANS_NAME,
+from nnunet_msfen.plans.nnUNetPlannerMSFEN import (MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D,
+                                                   MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D, PLANS_NAME,
                                                    nnUNetPlannerMSFEN)
 
 BRATS_ID = 992
@@ -33,8 +34,8 @@ def brats_sized(tiny_dataset, monkeypatch):
 
 def test_reference_values_are_plainconvunets_scaled_by_the_calibration(brats_sized):
     msfen, plain = nnUNetPlannerMSFEN(brats_sized), ExperimentPlanner(brats_sized)
-    assert msfen.UNet_reference_val_3d == round(plain.UNet_reference_val_3d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE)
-    assert msfen.UNet_reference_val_2d == round(plain.UNet_reference_val_2d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE)
+    assert msfen.UNet_reference_val_3d == round(plain.UNet_reference_val_3d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D)
+    assert msfen.UNet_reference_val_2d == round(plain.UNet_reference_val_2d * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D)
     assert msfen.plans_identifier == PLANS_NAME == "nnUNetMSFENPlans"
 
 

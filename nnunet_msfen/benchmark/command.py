@@ -1,24 +1,31 @@
 """Speed and size of MSFEN against nnU-Net's U-Nets on one topology (``nnunet-msfen benchmark``).
 
 For every network: parameters, FLOPs of one patch (forward, forward + backward; torch.utils.flop_counter), peak
-memory of a training step (a fresh process per network), the median time of a full nnU-Net training step after
-warm-up and the time of nnU-Net's sliding-window prediction of one case. The networks are timed in interleaved
-rounds (one step of each per round) so that a change of load on a shared machine hits all of them alike, and every
-figure is also given as a ratio to PlainConvUNet measured in the same run. Prints a table and writes JSON.
+tensor memory of a training step, the median time of a full nnU-Net training step (its trainer's ``train_step``)
+after warm-up, the achieved GFLOP/s, and the time of nnU-Net's sliding-window prediction of one case. The
+networks are timed in interleaved rounds (one step of each per round) so that a change of load on a shared machine
+hits all of them alike, and every figure is also given as a ratio to PlainConvUNet measured in the same run. The
+machine (CPU model and instruction set, torch, oneDNN, GPU) and the load average are part of the output: ratios
+between designs differ from machine to machine.
+
+--contention N times the training steps again while N single-threaded busy processes run (a CPU shared with
+augmentation workers or other jobs). --breakdown times every block of each network alone and groups them by type:
+where the time goes, and at what GFLOP/s. On the CPU every network runs with freed memory kept in the process
+(``nnunet_msfen.runtime.cpu_allocator``, what MSFEN's trainer does; --cpu-allocator system keeps glibc's default).
 
 CPU defaults (sane on a 2-core machine; the GPU plan is 128^3, batch 2 in 3D): the BraTS 3d_fullres topology (6
 stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a crop of a BraTS volume, 27 tiles);
 2d: the 7-stage topology, 192x192 patch, batch 12, a case of 16 slices of 192x192.
 """
 import argparse
+import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 DEFAULTS = {
     "3d_fullres": dict(patch=[64, 64, 64], batch=2, case_shape=[128, 128, 128]),
@@ -29,6 +36,7 @@ DEFAULTS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen benchmark``."""
     from nnunet_msfen.benchmark.networks import GROUPS, VARIANTS
+    from nnunet_msfen.runtime.cpu_allocator import CHOICES
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__  # the CPU defaults are part of the help
@@ -54,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "always added, as the reference of the ratios")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available (with nnU-Net's autocast), else cpu")
+    parser.add_argument("--contention", type=int, default=0, metavar="N",
+                        help="also time the training steps while N busy single-threaded processes run (default 0)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="time every block alone, grouped by type (where the time goes)")
+    parser.add_argument("--cpu-allocator", choices=CHOICES, default="retain",
+                        help="retain: keep freed memory in the process (default, as MSFEN's trainer on a CPU); "
+                             "system: glibc's default")
     parser.add_argument("--mirroring", action="store_true", help="test-time mirroring in the prediction")
     parser.add_argument("--channels-last", action="store_true", help="channels-last tensors and weights")
     parser.add_argument("--no-inference", action="store_true", help="skip the sliding-window prediction")
@@ -85,7 +100,7 @@ def _check(args: argparse.Namespace) -> dict:
     if len(case) != 3 or any(c < 1 for c in case):
         raise CommandError(f"--case-shape must be 3 positive sizes, got --case-shape {' '.join(map(str, case))}")
     for flag, value, low in (("--batch", batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
-                             ("--inference-repeats", args.inference_repeats, 1)):
+                             ("--inference-repeats", args.inference_repeats, 1), ("--contention", args.contention, 0)):
         if value < low:
             raise CommandError(f"{flag} must be >= {low}, got {flag} {value}")
     import torch
@@ -104,37 +119,59 @@ def run(args: argparse.Namespace) -> int:
     s = _check(args)
     import torch
 
-    from nnunet_msfen.benchmark.report import format_table, ratios
-    from nnunet_msfen.benchmark.memory import measure_in_subprocess
-    from nnunet_msfen.benchmark.measure import SlidingWindow, TrainStep, count_flops, count_parameters
-    from nnunet_msfen.benchmark.networks import (INPUT_CHANNELS, NUM_CLASSES, VARIANTS, arch_for, build_network,
-                                                 loss_weights)
+    from nnunet_msfen.benchmark.breakdown import breakdown
+    from nnunet_msfen.benchmark.contention import busy_processes
+    from nnunet_msfen.benchmark.machine import describe, one_line
+    from nnunet_msfen.benchmark.measure import (SlidingWindow, count_flops, count_parameters, memory_format_for,
+                                                timed)
+    from nnunet_msfen.benchmark.memory import peak_tensor_memory
+    from nnunet_msfen.benchmark.networks import VARIANTS, plans_arch, trainer_class
+    from nnunet_msfen.benchmark.nnunet_step import INPUT_CHANNELS, NUM_CLASSES, NnUNetTrainStep
+    from nnunet_msfen.benchmark.report import format_breakdown, format_table, ratios
+    from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
 
     arch, names, device = s["arch"], s["names"], torch.device(s["device"])
-    n_outputs = arch["n_stages"] - 1
+    allocator = "retain" if device.type == "cpu" and retain_freed_memory(args.cpu_allocator) else "system"
     started, load_before = time.time(), os.getloadavg()
+    machine = describe(device)
     print(f"benchmark: {args.config}, {arch['n_stages']} stages, patch {s['patch']}, batch {s['batch']}, "
-          f"case {s['case']}, device {device}, {torch.get_num_threads()} threads, load {load_before[0]:.2f}",
-          flush=True)
+          f"case {s['case']}, device {device}, CPU allocator {allocator}, load {load_before[0]:.2f}\n"
+          f"machine: {one_line(machine)}", flush=True)
     results: Dict[str, dict] = {}
-    steps: Dict[str, TrainStep] = {}
+    steps: Dict[str, NnUNetTrainStep] = {}
     for name in names:
         torch.manual_seed(0)
-        net = build_network(name, arch)
-        class_name, kwargs = arch_for(name, arch)
-        results[name] = {"name": name, "description": VARIANTS[name][2], "network_class_name": class_name,
-                         "extra_kwargs": VARIANTS[name][1], "parameters": count_parameters(net)}
+        contender = VARIANTS[name]
+        step = NnUNetTrainStep(trainer_class(name), args.config, contender.plans_network, plans_arch(name, arch),
+                               s["patch"], s["batch"], device)
+        if args.channels_last:
+            fmt = memory_format_for(len(s["patch"]))
+            step.trainer.network = step.net = step.net.to(memory_format=fmt)
+            step.batch["data"] = step.batch["data"].contiguous(memory_format=fmt)
+        results[name] = {"name": name, "description": contender.description, "trainer": type(step.trainer).__name__,
+                         "network_class_name": type(step.net).__name__, "extra_kwargs": contender.extra,
+                         "parameters": count_parameters(step.net)}
         if not args.no_flops:
-            fwd, fwd_bwd = count_flops(net, s["patch"], INPUT_CHANNELS)
+            fwd, fwd_bwd = count_flops(copy.deepcopy(step.net), s["patch"], INPUT_CHANNELS)
             results[name].update(gflops_forward=fwd / 1e9, gflops_forward_backward=fwd_bwd / 1e9)
-        steps[name] = TrainStep(net, s["batch"], s["patch"], n_outputs, NUM_CLASSES, INPUT_CHANNELS,
-                                loss_weights(name), device, args.channels_last)
-        print(f"  built {name}: {results[name]['parameters']:,} parameters", flush=True)
+        if not args.no_memory:  # the first step of the fresh trainer: gradients and momentum are allocated in it
+            results[name]["peak_memory_mib"] = round(peak_tensor_memory(step.step, device), 1)
+        steps[name] = step
+        print(f"  built {name} ({results[name]['trainer']}): {results[name]['parameters']:,} parameters"
+              + (f", step peak {results[name]['peak_memory_mib']:.0f} MiB" if not args.no_memory else ""), flush=True)
 
-    times = _interleaved(names, steps, args.warmup, args.repeats, "training step")
+    timers = {name: (lambda st=steps[name]: timed(st.step, st.device)) for name in names}
+    times = _interleaved(names, timers, args.warmup, args.repeats, "training step")
     for name in names:
         results[name].update(train_step_s=statistics.median(times[name]), train_step_all_s=times[name])
-        steps[name].optimizer.zero_grad(set_to_none=True)
+        if "gflops_forward_backward" in results[name]:
+            results[name]["gflop_per_s"] = results[name]["gflops_forward_backward"] * s["batch"] / results[name]["train_step_s"]
+    if args.contention:
+        with busy_processes(args.contention):
+            times = _interleaved(names, timers, 0, args.repeats, f"training step beside {args.contention} busy process(es)")
+        for name in names:
+            results[name].update(train_step_contended_s=statistics.median(times[name]),
+                                 train_step_contended_all_s=times[name])
 
     n_tiles = None
     if not args.no_inference:
@@ -146,36 +183,40 @@ def run(args: argparse.Namespace) -> int:
                                           args.mirroring, args.channels_last)
             n_tiles = windows[name].n_tiles
             with torch.inference_mode():  # warm-up
-                windows[name].predictor.network(torch.zeros(1, INPUT_CHANNELS, *s["patch"], device=device)
-                                                .contiguous(memory_format=steps[name].memory_format))
+                net.eval()(torch.zeros(1, INPUT_CHANNELS, *s["patch"], device=device)
+                           .contiguous(memory_format=memory_format_for(len(s["patch"])) if args.channels_last
+                                       else torch.contiguous_format))
         print(f"  sliding window: {n_tiles} tiles per case", flush=True)
         times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
         for name in names:
             results[name].update(inference_s=statistics.median(times[name]), inference_all_s=times[name])
-    del steps
 
-    if not args.no_memory:
+    breakdowns = {}
+    if args.breakdown:
         for name in names:
-            spec = dict(name=name, config=args.config, n_stages=arch["n_stages"], patch=s["patch"],
-                        batch=s["batch"], device=s["device"], channels_last=args.channels_last,
-                        loss_weights=loss_weights(name))
-            results[name]["peak_memory_mib"] = measure_in_subprocess(spec)
-            print(f"  peak memory {name}: {results[name]['peak_memory_mib']} MiB", flush=True)
+            net = steps[name].net
+            net.decoder.deep_supervision = True
+            breakdowns[name] = breakdown(net, steps[name].batch["data"])
+            results[name]["breakdown"] = breakdowns[name]
+    del steps
 
     rows = ratios([results[n] for n in names])
     meta = dict(command="nnunet-msfen benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None,
                 config=args.config, arch=arch, patch=s["patch"], batch=s["batch"], case_shape=s["case"],
                 sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles),
-                device=s["device"], device_name=_device_name(device), threads=torch.get_num_threads(),
-                channels_last=args.channels_last, repeats=args.repeats, warmup=args.warmup,
-                inference_repeats=args.inference_repeats, torch=torch.__version__, python=platform.python_version(),
+                device=s["device"], machine=machine, cpu_allocator=allocator, channels_last=args.channels_last,
+                repeats=args.repeats, warmup=args.warmup, inference_repeats=args.inference_repeats,
+                contention=args.contention, memory="peak tensor memory of the first training step "
+                                                   "(nnunet_msfen.benchmark.memory)",
                 load_average_start=load_before, load_average_end=os.getloadavg(),
                 wall_s=round(time.time() - started, 1), date=time.strftime("%Y-%m-%d %H:%M:%S %z"))
     s["output"].write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n", encoding="utf-8")
     print()
     print(format_table(rows))
-    print(f"\nload average {load_before[0]:.2f} at start, {meta['load_average_end'][0]:.2f} at end; "
-          f"{meta['wall_s']} s; written {s['output']}")
+    for name, table in breakdowns.items():
+        print(f"\nwhere the time goes, {name} (each block alone, forward + backward):\n{format_breakdown(table)}")
+    print(f"\nmachine: {one_line(machine)}; CPU allocator {allocator}\nload average {load_before[0]:.2f} at start, "
+          f"{meta['load_average_end'][0]:.2f} at end; {meta['wall_s']} s; written {s['output']}")
     return 0
 
 
@@ -193,11 +234,3 @@ def _interleaved(names: List[str], runners: Dict[str, object], warmup: int, repe
         label = "warm-up" if r < warmup else f"round {r - warmup + 1}/{repeats}"
         print(f"  {what} {label}: " + ", ".join(f"{n} {this_round[n]:.2f}s" for n in names), flush=True)
     return times
-
-
-def _device_name(device) -> Optional[str]:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()

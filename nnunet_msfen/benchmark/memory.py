@@ -1,51 +1,46 @@
-"""Peak memory of one training step of one network, measured in a fresh process.
+"""Peak tensor memory of a function: how much a training step needs, the same measure on a CPU and a GPU.
 
-On the CPU the only peak the OS keeps is the process's ``ru_maxrss``, which never goes down; so every network gets
-its own interpreter: build the network, optimizer and batch, then run one training step and report how far the
-peak resident set grew (the activations, gradients, optimizer state and allocator slack of the step).
+CUDA: ``torch.cuda.max_memory_allocated`` during the call, above what was allocated before it. CPU: the same
+quantity from PyTorch's own allocator, read off the profiler's allocation events (each records the running total
+of bytes PyTorch holds), so it counts the tensors the step holds at its worst moment, exactly, whatever the C
+library's allocator does with freed memory and whether the process is fresh. Resident-set sampling, the measure
+before, depended on both (allocator caching, untouched zero pages) and needed a subprocess per network.
 
-    python -m nnunet_msfen.benchmark.memory '{"name": "msfen", "config": "3d_fullres", "n_stages": 6,
-        "patch": [64, 64, 64], "batch": 2, "device": "cpu", "channels_last": false, "loss_weights": [0.3, 0.7]}'
-
-prints one JSON line ``{"name": ..., "peak_mib": ...}``.
+The benchmark (``nnunet-msfen benchmark``) and the planner's calibration (``plans/calibrate_reference.py``) both
+measure the first training step of a freshly built trainer with ``peak_tensor_memory``: activations, gradients,
+the optimizer's momentum and the loss, as on a GPU.
 """
-import json
-import subprocess
-import sys
-from typing import Optional
+from typing import Callable
+
+import torch
 
 
-def measure_in_subprocess(spec: dict, timeout: float = 900) -> Optional[float]:
-    """Run this module on ``spec`` in a fresh interpreter; the peak (MiB), or ``None`` if the run failed (the
-    worker's error is printed to stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "nnunet_msfen.benchmark.memory", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=timeout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        print(f"memory measurement of {spec.get('name')!r} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}",
-              file=sys.stderr)
-        return None
-    return float(json.loads(lines[-1])["peak_mib"])
+def peak_tensor_memory(fn: Callable[[], object], device: torch.device) -> float:
+    """MiB of tensor memory that ``fn()`` holds at its peak above what was allocated before the call."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
 
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
 
-def main(argv=None) -> int:
-    """Worker entry point: measure the spec given as the one JSON argument."""
-    import torch
+    def walk(events):
+        for event in events:
+            yield event
+            yield from walk(event.children)
 
-    from nnunet_msfen.benchmark.measure import TrainStep, peak_memory_of
-    from nnunet_msfen.benchmark.networks import INPUT_CHANNELS, NUM_CLASSES, brats_arch, build_network
-
-    spec = json.loads((argv or sys.argv[1:])[0])
-    torch.manual_seed(0)
-    arch = brats_arch(spec["config"], spec["n_stages"])
-    device = torch.device(spec["device"])
-    net = build_network(spec["name"], arch)
-    step = TrainStep(net, spec["batch"], spec["patch"], arch["n_stages"] - 1, NUM_CLASSES, INPUT_CHANNELS,
-                     tuple(spec["loss_weights"]), device, spec.get("channels_last", False))
-    peak = peak_memory_of(step.step, device)
-    print(json.dumps({"name": spec["name"], "peak_mib": round(peak, 1)}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    allocations = sorted((e for e in walk(prof.profiler.kineto_results.experimental_event_tree())
+                          if e.tag == _EventType.Allocation and e.extra_fields.device.type == "cpu"),
+                         key=lambda e: e.start_time_ns)
+    if not allocations:
+        return 0.0
+    # the running total counts from the profiler's start in this process: subtract the level before the first event
+    first = allocations[0].extra_fields
+    base = first.total_allocated - first.alloc_size
+    return max(0, max(e.extra_fields.total_allocated for e in allocations) - base) / 2 ** 20

@@ -1,55 +1,68 @@
-"""The contenders of ``nnunet-msfen benchmark``, all built by nnU-Net's ``get_network_from_plans`` from one topology.
+"""The contenders of ``nnunet-msfen benchmark``, each the network its nnU-Net trainer builds from BraTS plans.
 
 The topology is the one nnU-Net plans for BraTS (4 MRI sequences in, 3 regions out): 3d_fullres has 6 stages with
 32, 64, 128, 256, 320, 320 features, 2d has 7 stages with 32 ... 512 features; kernel 3, stride 1 then 2, two
 convolutions per stage, InstanceNorm (eps 1e-5, affine), LeakyReLU, conv bias, deep supervision. ``n_stages`` can
-shrink it (the smoke test uses 3 stages).
+shrink it (the tests use 3 stages).
 
-Contenders:
+Contenders (``VARIANTS``):
 
-- ``plain``: ``PlainConvUNet`` as ``nnUNetTrainer`` builds it (the reference of every ratio);
-- ``resenc-m``: ``ResidualEncoderUNet`` with the kwargs ``nnUNetPlannerResEncM`` writes (blocks 1, 3, 4, 6, 6, 6 ...,
-  one decoder conv per stage);
-- ``msfen``: ``MSFENUNet`` with its defaults, and ``msfen-*`` variants: one ablation switch off, another branch
-  mode, another group width or spatial-attention kernel (``VARIANTS``).
+- ``plain``: ``PlainConvUNet`` trained by ``nnUNetTrainer`` (the reference of every ratio);
+- ``resenc-m``: ``ResidualEncoderUNet`` with the kwargs ``nnUNetPlannerResEncM`` writes (blocks 1, 3, 4, 6, 6, 6
+  ..., one decoder conv per stage), trained by ``nnUNetTrainer``;
+- ``msfen``: ``MSFENUNet`` as ``nnUNetTrainerMSFEN`` builds it; ``msfen-v1``: the 0.1.0 network
+  (``nnUNetTrainerMSFEN_v1``); ``msfen-*``: one design choice or ablation switch changed.
 """
-from typing import Dict, List, Optional, Tuple
-
-from torch import nn
+from types import MappingProxyType
+from typing import Dict, List, NamedTuple, Optional, Type
 
 PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 RESENC = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
-MSFEN = "nnunet_msfen.network.msfen_unet.MSFENUNet"
-REQ_IMPORT = ("conv_op", "norm_op", "dropout_op", "nonlin")
-INPUT_CHANNELS, NUM_CLASSES = 4, 3  # BraTS: T1, T1ce, T2, FLAIR -> whole tumour, tumour core, enhancing tumour
 
-# name -> (network class, extra arch kwargs, what it is)
-VARIANTS: Dict[str, Tuple[str, dict, str]] = {
-    "plain": (PLAIN, {}, "PlainConvUNet (nnUNetTrainer)"),
-    "resenc-m": (RESENC, {}, "ResidualEncoderUNet as nnUNetPlannerResEncM plans it"),
-    "msfen": (MSFEN, {}, "MSFENUNet defaults (hierarchical, depthwise, SA kernel 3 in 3D / 7 in 2D)"),
-    "msfen-parallel": (MSFEN, {"branch_mode": "parallel"}, "branches: parallel depthwise 3/5/7 (the paper's form)"),
-    "msfen-cascade": (MSFEN, {"branch_mode": "cascade"}, "branches: three depthwise 3s in sequence, full width"),
-    "msfen-dilated": (MSFEN, {"branch_mode": "dilated"}, "branches: depthwise 3 with dilation 1/2/3"),
-    "msfen-gw8": (MSFEN, {"group_width": 8}, "grouped branch convolutions, 8 channels per group"),
-    "msfen-sa3": (MSFEN, {"spatial_attention_kernel": 3}, "spatial attention kernel 3"),
-    "msfen-sa7": (MSFEN, {"spatial_attention_kernel": 7}, "spatial attention kernel 7 (CBAM's)"),
-    "msfen-no-multi-scale": (MSFEN, {"multi_scale": False}, "plain conv instead of the multi-scale unit"),
-    "msfen-no-channel-attention": (MSFEN, {"channel_attention": False}, "no channel attention"),
-    "msfen-no-spatial-attention": (MSFEN, {"spatial_attention": False}, "no spatial attention"),
-    "msfen-no-residual": (MSFEN, {"residual": False}, "no identity skips"),
-    "msfen-no-spp": (MSFEN, {"spp": False}, "no spatial pyramid pooling"),
-    "msfen-no-dropout": (MSFEN, {"bottleneck_dropout": 0.0}, "no bottleneck dropout"),
-    "msfen-no-modality-stem": (MSFEN, {"modality_stem": False}, "plain first conv instead of the modality stem"),
-    "msfen-no-cross-modal-attention": (MSFEN, {"cross_modal_attention": False}, "stem without modality weights"),
+
+class Contender(NamedTuple):
+    trainer: str  # nnU-Net trainer class that trains it
+    plans_network: str  # network class in the plans the trainer is given
+    extra: dict  # MSFENUNet keyword arguments beyond the trainer's own
+    description: str
+
+
+def _msfen(extra: dict, description: str, trainer: str = "nnUNetTrainerMSFEN") -> Contender:
+    return Contender(trainer, PLAIN, extra, description)
+
+
+VARIANTS: Dict[str, Contender] = {
+    "plain": Contender("nnUNetTrainer", PLAIN, {}, "PlainConvUNet (nnUNetTrainer)"),
+    "resenc-m": Contender("nnUNetTrainer", RESENC, {}, "ResidualEncoderUNet as nnUNetPlannerResEncM plans it"),
+    "msfen": _msfen({}, "MSFENUNet defaults (nnUNetTrainerMSFEN)"),
+    "msfen-v1": _msfen({}, "the 0.1.0 network: depthwise branches, concatenating decoder, no recomputation "
+                           "(nnUNetTrainerMSFEN_v1)", trainer="nnUNetTrainerMSFEN_v1"),
+    "msfen-depthwise": _msfen({"group_width": 1}, "depthwise branch convolutions (group width 1)"),
+    "msfen-gw8": _msfen({"group_width": 8}, "branch convolutions in groups of 8 channels"),
+    "msfen-concat": _msfen({"skip_fusion": "concat"}, "decoder concatenates the skip (U-Net's form)"),
+    "msfen-no-recompute": _msfen({"recompute": False}, "intermediates stored for backward, not recomputed"),
+    "msfen-parallel": _msfen({"branch_mode": "parallel"}, "branches: parallel 3/5/7 convolutions (the paper's form)"),
+    "msfen-cascade": _msfen({"branch_mode": "cascade"}, "branches: three 3s in sequence, full width"),
+    "msfen-dilated": _msfen({"branch_mode": "dilated"}, "branches: 3 with dilation 1/2/3"),
+    "msfen-sa3": _msfen({"spatial_attention_kernel": 3}, "spatial attention kernel 3"),
+    "msfen-sa7": _msfen({"spatial_attention_kernel": 7}, "spatial attention kernel 7 (CBAM's)"),
+    "msfen-no-multi-scale": _msfen({"multi_scale": False}, "plain conv instead of the multi-scale unit"),
+    "msfen-no-channel-attention": _msfen({"channel_attention": False}, "no channel attention"),
+    "msfen-no-spatial-attention": _msfen({"spatial_attention": False}, "no spatial attention"),
+    "msfen-no-residual": _msfen({"residual": False}, "no identity skips"),
+    "msfen-no-spp": _msfen({"spp": False}, "no spatial pyramid pooling"),
+    "msfen-no-dropout": _msfen({"bottleneck_dropout": 0.0}, "no bottleneck dropout"),
+    "msfen-no-modality-stem": _msfen({"modality_stem": False}, "plain first conv instead of the modality stem"),
+    "msfen-no-cross-modal-attention": _msfen({"cross_modal_attention": False}, "stem without modality weights"),
 }
 
 # names accepted by --networks besides the variants themselves
 GROUPS: Dict[str, List[str]] = {
     "default": ["plain", "resenc-m", "msfen"],
+    "versions": ["msfen", "msfen-v1"],
+    "design": ["msfen", "msfen-v1", "msfen-depthwise", "msfen-gw8", "msfen-concat", "msfen-no-recompute"],
     "branches": ["msfen", "msfen-parallel", "msfen-cascade", "msfen-dilated"],
-    "design": ["msfen", "msfen-gw8", "msfen-sa3", "msfen-sa7"],
-    "switches": ["msfen"] + [n for n in VARIANTS if n.startswith("msfen-no-")],
+    "switches": ["msfen"] + [n for n in VARIANTS if n.startswith("msfen-no-") and n != "msfen-no-recompute"],
     "all": list(VARIANTS),
 }
 
@@ -101,35 +114,46 @@ def brats_arch(config: str, n_stages: Optional[int] = None) -> dict:
     }
 
 
-def arch_for(name: str, arch: dict) -> Tuple[str, dict]:
-    """Network class and ``arch_kwargs`` of contender ``name`` on the topology ``arch`` (from ``brats_arch``)."""
+def plans_arch(name: str, arch: dict) -> dict:
+    """The plans' ``arch_kwargs`` for contender ``name`` on the topology ``arch`` (from ``brats_arch``):
+    ``nnUNetPlannerResEncM``'s for ``resenc-m``, ``arch`` itself for the others."""
     if name not in VARIANTS:
         raise ValueError(f"unknown network {name!r}; choose from {sorted(VARIANTS)}")
-    class_name, extra, _ = VARIANTS[name]
     kwargs = dict(arch)
-    if class_name == RESENC:  # nnUNetPlannerResEncM: n_conv_per_stage -> n_blocks_per_stage, 1 decoder conv
+    if VARIANTS[name].plans_network == RESENC:  # n_conv_per_stage -> n_blocks_per_stage, 1 decoder conv
         n = kwargs["n_stages"]
         del kwargs["n_conv_per_stage"]
         kwargs["n_blocks_per_stage"] = [1, 3, 4, 6, 6, 6, 6, 6, 6][:n]
         kwargs["n_conv_per_stage_decoder"] = [1] * (n - 1)
-    if class_name == MSFEN:
-        kwargs["bottleneck_dropout"] = 0.5  # nnUNetTrainerMSFEN.bottleneck_dropout
-    kwargs.update(extra)
-    return class_name, kwargs
+    return kwargs
 
 
-def build_network(name: str, arch: dict, deep_supervision: bool = True) -> nn.Module:
-    """Contender ``name`` built and initialised by nnU-Net's ``get_network_from_plans`` (as the trainers do)."""
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+def trainer_class(name: str) -> Type:
+    """The trainer class of contender ``name``: the registered one, or for ``msfen-*`` switches a subclass of it
+    with the switch added to its ``network_kwargs``."""
+    import nnunet_msfen.training as training
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    class_name, kwargs = arch_for(name, arch)
-    return get_network_from_plans(class_name, kwargs, REQ_IMPORT, INPUT_CHANNELS, NUM_CLASSES, allow_init=True,
-                                  deep_supervision=deep_supervision)
+    contender = VARIANTS[name]
+    base = nnUNetTrainer if contender.trainer == "nnUNetTrainer" else getattr(training, contender.trainer)
+    if not contender.extra:
+        return base
+    extra = dict(contender.extra)
+    attributes = {"network_kwargs": MappingProxyType({**base.network_kwargs, **extra})}
+    if "bottleneck_dropout" in extra:  # the trainer passes its own attribute to the network
+        attributes["bottleneck_dropout"] = extra.pop("bottleneck_dropout")
+        attributes["network_kwargs"] = MappingProxyType({**base.network_kwargs, **extra})
+    return type(f"{base.__name__}_{name.replace('-', '_')}", (base,), attributes)
 
 
-def loss_weights(name: str) -> Tuple[float, float]:
-    """(CE weight, Dice weight) of the trainer that trains ``name``: nnUNetTrainer's 1/1, nnUNetTrainerMSFEN's."""
-    if VARIANTS[name][0] == MSFEN:
-        from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
-        return nnUNetTrainerMSFEN.ce_weight, nnUNetTrainerMSFEN.dice_weight
-    return 1.0, 1.0
+def build_network(name: str, arch: dict, deep_supervision: bool = True):
+    """Contender ``name`` built and initialised by its trainer's ``build_network_architecture`` (on the CPU)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_msfen.benchmark.nnunet_step import INPUT_CHANNELS, NUM_CLASSES, brats_plans
+
+    config = "3d_fullres" if arch["conv_op"].endswith("3d") else "2d"
+    patch = [64] * (3 if config == "3d_fullres" else 2)
+    manager = PlansManager(brats_plans(config, VARIANTS[name].plans_network, plans_arch(name, arch), patch, 2))
+    return trainer_class(name).build_network_architecture(manager, manager.get_configuration(config), INPUT_CHANNELS,
+                                                          NUM_CLASSES, deep_supervision)
