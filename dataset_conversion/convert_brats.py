@@ -224,7 +224,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the conversion; user errors become CommandError (exit 1)."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
 
     try:
         out = convert_brats(args.src, args.dataset_id, args.name, args.num_processes, args.overwrite, args.skip_bad)

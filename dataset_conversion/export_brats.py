@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the export; user errors become CommandError (exit 1)."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
 
     try:
         written = export_brats(args.pred_dir, args.out_dir, args.convention, args.mapping, args.dataset_id,

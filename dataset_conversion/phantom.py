@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the phantom cases; user errors become CommandError (exit 1)."""
     import json
 
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
     from nnunet_msfen.dataset_conversion.mni_template import TemplateNotFoundError
 
     try:

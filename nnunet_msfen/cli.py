@@ -3,11 +3,18 @@
 Every subcommand lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``
 and keeps heavy imports (torch, nnunetv2) inside ``run`` so that ``nnunet-msfen --help`` stays fast.
 To add a subcommand, add one line to ``SUBCOMMANDS``.
+
+Flag rule: a flag that mirrors one of nnU-Net's commands is spelled as nnU-Net spells it (``-d``, ``-c``, ``-tr``,
+``-p``, ``-f``, ``-np``, ``-device``, ``-gpu_memory_target``, ``--no_pp``, ``--disable_tta``, ...) and also accepts
+ours (``--gpu-memory-target``, ``--no-pp``, ``--disable-tta``, ``--device``, ...); every other flag is ours: long,
+lower case, words joined by ``-``. ``NNUNET_SPELLINGS`` lists the pairs; a test holds every command to them.
 """
 import argparse
 import sys
 from importlib import import_module
 from typing import List, Optional
+
+from nnunet_msfen.errors import CommandError
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
@@ -25,12 +32,10 @@ SUBCOMMANDS = {
 }
 
 
-class CommandError(Exception):
-    """A user-facing error: printed without a traceback, exit code 1 (or ``exit_code``)."""
-
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.exit_code = exit_code
+# our spelling -> nnU-Net's, for flags that mirror nnU-Net's: a command that has either must accept both
+NNUNET_SPELLINGS = {"--dataset-id": "-d", "--num-processes": "-np", "--device": "-device",
+                    "--gpu-memory-target": "-gpu_memory_target", "--no-pp": "--no_pp",
+                    "--verify-dataset-integrity": "--verify_dataset_integrity", "--disable-tta": "--disable_tta"}
 
 
 def build_parser() -> argparse.ArgumentParser:

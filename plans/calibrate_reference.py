@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", choices=["3d_fullres", "2d"], default="3d_fullres")
     parser.add_argument("--patch", type=int, nargs="+", default=None, help="default 64 64 64 (3D), 192 192 (2D)")
     parser.add_argument("--batch", type=int, default=None, help="default 2 (3D), 12 (2D)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("-device", "--device", dest="device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
     patch = args.patch or ([64, 64, 64] if args.config == "3d_fullres" else [192, 192])
     batch = args.batch or (2 if args.config == "3d_fullres" else 12)

@@ -9,21 +9,21 @@ import argparse
 import os
 from pathlib import Path
 
-from nnunet_msfen.cli import CommandError
+from nnunet_msfen.errors import CommandError
 
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen plan`` (nnU-Net's spelling, as in nnUNetv2_plan_and_preprocess)."""
-    parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id, e.g. 501")
-    parser.add_argument("-c", dest="configurations", nargs="+", default=list(DEFAULT_CONFIGURATIONS),
+    parser.add_argument("-d", "--dataset-id", dest="dataset_id", type=int, required=True, help="dataset id, e.g. 501")
+    parser.add_argument("-c", "--configurations", dest="configurations", nargs="+", default=list(DEFAULT_CONFIGURATIONS),
                         help="configurations to preprocess (default: 2d 3d_fullres 3d_lowres)")
-    parser.add_argument("-gpu_memory_target", type=float, default=8.0,
+    parser.add_argument("-gpu_memory_target", "--gpu-memory-target", type=float, default=8.0,
                         help="GPU memory the plans target, in GB (default 8, as nnU-Net)")
-    parser.add_argument("-np", dest="num_processes", type=int, default=4, help="processes for fingerprint and preprocessing")
-    parser.add_argument("--no_pp", action="store_true", help="plan only, do not preprocess")
-    parser.add_argument("--verify_dataset_integrity", action="store_true",
+    parser.add_argument("-np", "--num-processes", dest="num_processes", type=int, default=4, help="processes for fingerprint and preprocessing")
+    parser.add_argument("--no_pp", "--no-pp", action="store_true", help="plan only, do not preprocess")
+    parser.add_argument("--verify_dataset_integrity", "--verify-dataset-integrity", action="store_true",
                         help="run nnU-Net's dataset integrity check before fingerprinting")
 
 

@@ -61,11 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for nnU-Net's data, models, predictions, logs and the report "
                              "(default ./accuracy_workdir)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every training (default 0)")
-    parser.add_argument("--device", choices=DEVICES, default=None,
+    parser.add_argument("-device", "--device", dest="device", choices=DEVICES, default=None,
                         help="training and prediction device (default: cuda when available, else cpu)")
-    parser.add_argument("--disable-tta", action="store_true",
+    parser.add_argument("--disable_tta", "--disable-tta", dest="disable_tta", action="store_true",
                         help="predict without test-time mirroring (nnUNetv2_predict --disable_tta)")
-    parser.add_argument("--dataset-id", type=int, default=901,
+    parser.add_argument("-d", "--dataset-id", dest="dataset_id", type=int, default=901,
                         help="nnU-Net id of the training dataset in the workdir; the test set takes the next (901)")
     parser.add_argument("--da-processes", type=int, default=1,
                         help="nnU-Net augmentation workers (default 1: identical batches for every trainer)")
@@ -91,7 +91,7 @@ def check_trainers(names) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen benchmark-accuracy``."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
 
     device = args.device
     if device is None:

@@ -75,7 +75,7 @@ def markdown(pooled: Mapping) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen pool-accuracy``."""
     from nnunet_msfen.benchmark.accuracy_pool import load_source, pool
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
     from nnunet_msfen.evaluation.io import write_json, write_text
 
     try:

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--networks", nargs="+", default=["default"], metavar="NAME",
                         help="networks or groups to measure (default: default = plain resenc-m msfen); plain is "
                              "always added, as the reference of the ratios")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+    parser.add_argument("-device", "--device", dest="device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available (with nnU-Net's autocast), else cpu")
     parser.add_argument("--contention", type=int, default=0, metavar="N",
                         help="also time the training steps while N busy single-threaded processes run (default 0)")
@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> dict:
     """Validated settings; ``CommandError`` naming the bad value."""
     from nnunet_msfen.benchmark.networks import brats_arch, resolve_names
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
 
     dims = 3 if args.config == "3d_fullres" else 2
     d = DEFAULTS[args.config]

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen demo``."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
     from nnunet_msfen.dataset_conversion.errors import BratsConversionError
     from nnunet_msfen.demo.pipeline import run_demo
     from nnunet_msfen.demo.report import verdict

@@ -76,7 +76,7 @@ def pair_up(pred_a: Dict[str, str], pred_b: Dict[str, str], ref_dir: Path) -> Tu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen compare``."""
-    parser.add_argument("-d", "--dataset", help="dataset id or name (cross-validation mode)")
+    parser.add_argument("-d", "--dataset", "--dataset-id", dest="dataset", help="dataset id or name (cross-validation mode)")
     parser.add_argument("-tr", "--trainers", nargs=2, metavar=("A", "B"), help="the two trainers; B is the candidate")
     parser.add_argument("-c", "--configuration", default="3d_fullres", help="configuration (default 3d_fullres)")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
@@ -139,7 +139,7 @@ def env_raw_images(dataset_name: str) -> Optional[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen compare``."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
     from nnunet_msfen.evaluation.comparison import compare_and_report
 
     if args.num_processes < 1:

@@ -144,7 +144,7 @@ def format_mean(mean: Mapping[str, Mapping[str, Optional[float]]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen evaluate``."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
 
     for folder, what in ((args.pred, "prediction"), (args.ref, "reference")):
         if not os.path.isdir(folder):

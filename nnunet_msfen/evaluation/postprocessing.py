@@ -146,7 +146,7 @@ def _threshold_from_json(path: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen postprocess``."""
-    from nnunet_msfen.cli import CommandError
+    from nnunet_msfen.errors import CommandError
 
     if not os.path.isdir(args.input):
         raise CommandError(f"input folder not found: {args.input}")
