@@ -18,8 +18,9 @@ Known irregularities of the releases as distributed, each handled below:
 5. Archives unpacked on macOS carry ``__MACOSX/``, ``._*`` AppleDouble files and ``.DS_Store``: ignored.
 6. Labels: 2018-2021 use the legacy convention (1 NCR/NET, 2 ED, 4 ET; label 3 was retired after 2016), the
    2023 GLI release uses 1 NETC, 2 SNFH, 3 ET, and 2024 GLI (post-treatment) adds 4 = resection cavity, which
-   the 3-region dataset cannot represent (rejected with that explanation in validation.py). Label maps come as
-   int16, uint8 or float (the 12 real 2018 cases here alone mix int16 and uint8): see validation.py.
+   the 3-region dataset cannot represent (rejected in validation.py, with the explanation of
+   ``nnunet_msfen.labels.VALUE_HINTS``). Label maps come as int16, uint8 or float (the 12 real 2018 cases here
+   alone mix int16 and uint8): see ``nnunet_msfen.io.images.read_image``.
 7. 2023/2024 GLI names use ``-`` and new modality names (t1n, t1c, t2w, t2f) instead of ``_`` and t1, t1ce, t2,
    flair (BraTS 2023 data description; the 2024 GLI release keeps the 2023 naming).
 """

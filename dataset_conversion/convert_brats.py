@@ -21,9 +21,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from nnunet_msfen.dataset_conversion.brats_layouts import CHANNELS, RELEASES, BratsCase, check_plain_name, find_cases
 from nnunet_msfen.dataset_conversion.errors import BadCaseError, BadCasesError, BratsConversionError
 
-REGION_LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
-REGIONS_CLASS_ORDER = [1, 2, 3]
-
 
 def nnunet_raw_dir() -> Path:
     """``$nnUNet_raw`` (read at call time, not import time); BratsConversionError if unset or missing."""
@@ -69,31 +66,28 @@ def _convert_case(job: Tuple[BratsCase, Path]) -> Tuple[str, Dict[str, Any]]:
     """Write one (validated) case atomically; returns its manifest record. Runs in worker processes."""
     import SimpleITK as sitk
 
-    from nnunet_msfen.dataset_conversion.atomic_io import atomic_copy, atomic_write_image
-    from nnunet_msfen.dataset_conversion.brats_labels import to_nnunet
     from nnunet_msfen.dataset_conversion.manifest import source_stamp
-    from nnunet_msfen.dataset_conversion.validation import check_labels, read_image
+    from nnunet_msfen.dataset_conversion.validation import case_errors, read_labels
+    from nnunet_msfen.io.atomic import copy_file, write_image
+    from nnunet_msfen.io.images import geometry_of, read_image, to_image
+    from nnunet_msfen.labels import to_nnunet
 
     case, out = job
     stamp = source_stamp(case)  # taken before reading, so a file changed meanwhile shows up on the next run
     rels = case_outputs(case.case_id, case.seg is not None)
     for src, rel in zip(case.images, rels):
         if src.name.endswith(".nii.gz"):
-            atomic_copy(src, out / rel, out)
+            copy_file(src, out / rel, out)
         else:
-            atomic_write_image(read_image(case.case_id, src), out / rel, out)
+            with case_errors(case.case_id):
+                voxels, geometry = read_image(src)
+            write_image(out / rel, to_image(voxels, geometry), out)
     if case.seg is not None:
-        ref = sitk.ImageFileReader()
-        ref.SetFileName(str(case.images[0]))
-        ref.ReadImageInformation()
-        convention = RELEASES[case.release].convention
-        arr = check_labels(case.case_id, case.seg, sitk.GetArrayFromImage(read_image(case.case_id, case.seg)),
-                           convention)
-        label = sitk.GetImageFromArray(to_nnunet(arr, convention))
-        label.SetSpacing(ref.GetSpacing())
-        label.SetOrigin(ref.GetOrigin())
-        label.SetDirection(ref.GetDirection())
-        atomic_write_image(label, out / rels[-1], out)
+        header = sitk.ImageFileReader()  # the T1's geometry from its header, without reading its voxels again
+        header.SetFileName(str(case.images[0]))
+        header.ReadImageInformation()
+        label = to_nnunet(read_labels(case), RELEASES[case.release].convention)
+        write_image(out / rels[-1], to_image(label, geometry_of(header)), out)
     return case.case_id, {"brats_id": case.case_id, "release": case.release,
                           "convention": RELEASES[case.release].convention,
                           "split": "Tr" if case.seg is not None else "Ts", "sources": stamp,
@@ -155,8 +149,8 @@ def convert_brats(src: Path, dataset_id: int, name: Optional[str] = None, num_pr
         BadCasesError: bad cases without ``skip_bad`` (or every case bad); ``.errors`` names case and file.
         BratsConversionError: nnUNet_raw unset, or an existing dataset folder of different content.
     """
-    from nnunet_msfen.dataset_conversion.atomic_io import atomic_write_json, remove_scratch
     from nnunet_msfen.dataset_conversion.manifest import MANIFEST_NAME, outputs_intact, sources_unchanged
+    from nnunet_msfen.io.atomic import remove_scratch, write_json
 
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")
@@ -184,31 +178,29 @@ def convert_brats(src: Path, dataset_id: int, name: Optional[str] = None, num_pr
     out.mkdir(exist_ok=True)
     remove_scratch(out)  # temporaries left by a killed run
     manifest["skipped"] = {e.case_id: str(e) for e in bad}
-    atomic_write_json(manifest, out / MANIFEST_NAME, out)
+    write_json(out / MANIFEST_NAME, manifest, out)
     for case_id, record in _map(_convert_case, [(c, out) for c in good], num_processes, "converting", progress):
         manifest["cases"][case_id] = record
-        atomic_write_json(manifest, out / MANIFEST_NAME, out)  # after each case: a rerun resumes from here
+        write_json(out / MANIFEST_NAME, manifest, out)  # after each case: a rerun resumes from here
     _write_dataset_json(out, manifest, release)
     remove_scratch(out)
     return out
 
 
 def _write_dataset_json(out: Path, manifest: Dict[str, Any], release: str) -> None:
-    import tempfile
-
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
-    from nnunet_msfen.dataset_conversion.atomic_io import scratch_dir
+    from nnunet_msfen.io.atomic import staged_files
+    from nnunet_msfen.labels import DATASET_JSON_LABELS, REGIONS_CLASS_ORDER
 
     n_train = sum(r["split"] == "Tr" for r in manifest["cases"].values())
-    tmp = Path(tempfile.mkdtemp(dir=scratch_dir(out)))  # generate_dataset_json writes in place: rename after
-    generate_dataset_json(str(tmp), dict(enumerate(CHANNELS)), REGION_LABELS, n_train, ".nii.gz",
-                          regions_class_order=REGIONS_CLASS_ORDER, dataset_name=out.name,
-                          reference="https://www.synapse.org/brats", release=release,
-                          description=f"BraTS {release}, converted by nnunet-msfen convert-brats from "
-                                      f"{manifest['source']}",
-                          license="see the BraTS data-use terms", converted_by="nnunet-msfen convert-brats")
-    os.replace(tmp / "dataset.json", out / "dataset.json")
+    with staged_files(out) as tmp:  # generate_dataset_json writes in place: staged, then moved
+        generate_dataset_json(str(tmp), dict(enumerate(CHANNELS)), DATASET_JSON_LABELS, n_train, ".nii.gz",
+                              regions_class_order=REGIONS_CLASS_ORDER, dataset_name=out.name,
+                              reference="https://www.synapse.org/brats", release=release,
+                              description=f"BraTS {release}, converted by nnunet-msfen convert-brats from "
+                                          f"{manifest['source']}",
+                              license="see the BraTS data-use terms", converted_by="nnunet-msfen convert-brats")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

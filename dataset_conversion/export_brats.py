@@ -18,9 +18,10 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from nnunet_msfen.dataset_conversion.brats_labels import CONVENTIONS, NNUNET_LABELS, check_convention
 from nnunet_msfen.dataset_conversion.brats_layouts import check_plain_name, is_junk
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError
+from nnunet_msfen.io.images import Geometry, read_image
+from nnunet_msfen.labels import BRATS_CONVENTIONS, NNUNET_LABELS, check_convention
 
 
 def _mapping_for(mapping: Optional[Path], dataset_id: Optional[int]) -> Optional[Dict[str, Any]]:
@@ -63,20 +64,18 @@ def _plan(pred_dir: Path, manifest: Optional[Dict[str, Any]]) -> List[Tuple[Path
     return plan
 
 
-def _read_prediction(path: Path) -> Tuple[Any, Any]:
+def _read_prediction(path: Path) -> Tuple[Any, Geometry]:
     import numpy as np
-    import SimpleITK as sitk
 
     try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise BratsConversionError(f"prediction {path} is unreadable: {str(e).strip().splitlines()[-1]}") from None
-    arr = sitk.GetArrayFromImage(img)
+        arr, geometry = read_image(path, label=True)
+    except ValueError as e:
+        raise BratsConversionError(f"prediction {e}") from None
     unknown = sorted(set(np.unique(arr).tolist()) - set(NNUNET_LABELS))
     if unknown:
         raise BratsConversionError(f"prediction {path} has label value(s) {unknown}; nnU-Net BraTS labels are "
                                    f"{list(NNUNET_LABELS)}")
-    return img, arr
+    return arr, geometry
 
 
 def export_brats(pred_dir: Path, out_dir: Path, convention: Optional[str] = None, mapping: Optional[Path] = None,
@@ -95,10 +94,10 @@ def export_brats(pred_dir: Path, out_dir: Path, convention: Optional[str] = None
     prediction (naming the file); everything is checked before the first file is written.
     """
     import numpy as np
-    import SimpleITK as sitk
 
-    from nnunet_msfen.dataset_conversion.atomic_io import atomic_write_image, remove_scratch
-    from nnunet_msfen.dataset_conversion.brats_labels import from_nnunet
+    from nnunet_msfen.io.atomic import remove_scratch, write_image
+    from nnunet_msfen.io.images import to_image
+    from nnunet_msfen.labels import from_nnunet
 
     pred_dir, out_dir = Path(pred_dir), Path(out_dir)
     if not pred_dir.is_dir():
@@ -108,17 +107,17 @@ def export_brats(pred_dir: Path, out_dir: Path, convention: Optional[str] = None
         if manifest is None:
             raise ValueError("without a mapping (--mapping or -d) the convention (legacy or 2023) must be given")
         convention = manifest["convention"]
-    check_convention(convention)
+    check_convention(convention, BRATS_CONVENTIONS)
     if manifest is not None and manifest["convention"] != convention:
         raise ValueError(f"convention {convention!r} contradicts the dataset's {manifest['convention']!r} "
                          f"(release {manifest['release']})")
     plan = _plan(pred_dir, manifest)
     clashes = []
     for p, case_id in plan:  # check every prediction (and every existing target) before writing anything
-        _, arr = _read_prediction(p)
+        arr, _ = _read_prediction(p)
         target = out_dir / f"{case_id}.nii.gz"
         if target.exists() and not overwrite and not np.array_equal(
-                sitk.GetArrayFromImage(sitk.ReadImage(str(target))), from_nnunet(arr, convention)):
+                read_image(target)[0], from_nnunet(arr, convention)):
             clashes.append(str(target))
     if clashes:
         raise BratsConversionError(f"{len(clashes)} file(s) in {out_dir} differ from this export, use "
@@ -126,10 +125,8 @@ def export_brats(pred_dir: Path, out_dir: Path, convention: Optional[str] = None
     written = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for p, case_id in plan:
-        img, arr = _read_prediction(p)
-        out = sitk.GetImageFromArray(from_nnunet(arr, convention))
-        out.CopyInformation(img)
-        atomic_write_image(out, out_dir / f"{case_id}.nii.gz", out_dir)
+        arr, geometry = _read_prediction(p)
+        write_image(out_dir / f"{case_id}.nii.gz", to_image(from_nnunet(arr, convention), geometry), out_dir)
         written.append(out_dir / f"{case_id}.nii.gz")
     remove_scratch(out_dir)
     return written
@@ -139,7 +136,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen export-brats``."""
     parser.add_argument("pred_dir", type=Path, metavar="IN", help="folder of nnU-Net predictions (*.nii.gz)")
     parser.add_argument("out_dir", type=Path, metavar="OUT", help="submission folder to write")
-    parser.add_argument("--convention", choices=CONVENTIONS, default=None,
+    parser.add_argument("--convention", choices=BRATS_CONVENTIONS, default=None,
                         help="BraTS labels: legacy (1/2/4, 2018-2021) or 2023 (1/2/3); default: the dataset's")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--mapping", type=Path, default=None, help="the dataset's brats_cases.json")

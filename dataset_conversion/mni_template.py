@@ -63,12 +63,12 @@ def require_template_folder() -> Path:
 @lru_cache(maxsize=1)
 def load_tissue_maps() -> TissueMaps:
     """The template's CSF, GM and WM maps (cached per process; ~1 s the first time)."""
-    import SimpleITK as sitk
+    from nnunet_msfen.io.images import read_image
 
     folder = require_template_folder()
     # the files are oriented (-x, -y, z); flipping y and x gives the array orientation of the BraTS volumes
-    gm, wm = (sitk.GetArrayFromImage(sitk.ReadImage(str(folder / TEMPLATE_FILES[k])))[:, ::-1, ::-1]
-              .astype(np.float32) / 255.0 for k in ("gm", "wm"))
+    gm, wm = (read_image(folder / TEMPLATE_FILES[k])[0][:, ::-1, ::-1].astype(np.float32) / 255.0
+              for k in ("gm", "wm"))
     parenchyma = gm + wm
     inside = np.argwhere(parenchyma > 0.1)
     box = tuple(slice(max(0, lo - 4), hi + 5) for lo, hi in zip(inside.min(0), inside.max(0)))

@@ -79,9 +79,8 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
     import SimpleITK as sitk
     from tqdm import tqdm
 
-    from nnunet_msfen.dataset_conversion.atomic_io import (atomic_path, atomic_write_image, atomic_write_json,
-                                                           remove_scratch)
     from nnunet_msfen.dataset_conversion.phantom_case import generate_phantom_case
+    from nnunet_msfen.io.atomic import remove_scratch, write_image, write_json, write_text
 
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
@@ -112,12 +111,11 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
             img = sitk.GetImageFromArray(arr)
             img.SetSpacing(case.spacing)
             img.SetOrigin(case.origin)
-            atomic_write_image(img, case_dir / (release.file_stem(case_id, suffix) + ending), root)
+            write_image(case_dir / (release.file_stem(case_id, suffix) + ending), img, root)
         case_dirs.append(case_dir)
     for name, header in side_files.items():  # header-only CSVs: present like in the release, never read
-        with atomic_path(root / name, root) as tmp:
-            tmp.write_text(header)
-    atomic_write_json(record, Path(out) / "phantom.json", root)
+        write_text(root / name, header, root)
+    write_json(Path(out) / "phantom.json", record, root)
     remove_scratch(root)
     return case_dirs
 

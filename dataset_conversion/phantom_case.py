@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from nnunet_msfen.dataset_conversion.brain_template import CSF, GM, WM, procedural_brain, smooth_noise
-from nnunet_msfen.dataset_conversion.brats_labels import from_nnunet
+from nnunet_msfen.labels import from_nnunet
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 ED, NCR, ET, NET = 1, 2, 3, 4  # internal classes; NET = non-enhancing solid core, labelled NCR/NET (2)

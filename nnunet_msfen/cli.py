@@ -22,13 +22,14 @@ SUBCOMMANDS = {
     "convert-brats": ("nnunet_msfen.dataset_conversion.convert_brats", "convert a BraTS release to an nnU-Net raw dataset"),
     "export-brats": ("nnunet_msfen.dataset_conversion.export_brats", "nnU-Net predictions -> BraTS labels and file names"),
     "phantom": ("nnunet_msfen.dataset_conversion.phantom", "write synthetic BraTS-like cases in a release's layout"),
+    "predict": ("nnunet_msfen.inference.predict_command", "predict cases with any subset of the MRI sequences (missing ones as zeros)"),
     "evaluate": ("nnunet_msfen.evaluation.evaluate", "region and BraTS lesion-wise metrics of a prediction folder"),
     "compare": ("nnunet_msfen.evaluation.compare", "compare two trainers' cross-validation results, with a report"),
     "postprocess": ("nnunet_msfen.evaluation.postprocessing", "apply the BraTS enhancing-tumour rule to a folder"),
     "demo": ("nnunet_msfen.demo.command", "the whole pipeline on phantom data on the CPU, with metrics and an overlay"),
     "benchmark": ("nnunet_msfen.benchmark.command", "parameters, FLOPs, memory, step and prediction time vs nnU-Net's U-Nets"),
-    "benchmark-accuracy": ("nnunet_msfen.benchmark.accuracy_command", "train trainers for equal minutes on BraTS cases, score held-out ones"),
-    "pool-accuracy": ("nnunet_msfen.benchmark.accuracy_pool_command", "pool benchmark-accuracy runs on disjoint test folders into one paired comparison"),
+    "benchmark-accuracy": ("nnunet_msfen.experiments.accuracy_command", "train trainers for equal minutes on BraTS cases, score held-out ones"),
+    "pool-accuracy": ("nnunet_msfen.experiments.accuracy_pool_command", "pool benchmark-accuracy runs on disjoint test folders into one paired comparison"),
 }
 
 

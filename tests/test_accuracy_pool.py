@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_msfen.benchmark.accuracy_pool import load_source, pool
+from nnunet_msfen.experiments.accuracy_pool import load_source, pool
 from nnunet_msfen.cli import main
 
 BASE, MSFEN = "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN_TimeBudget"

@@ -1,6 +1,7 @@
 """``nnunet-msfen benchmark-accuracy``: argument errors, the batch-size plans copy, the workdir record, the report,
 the seeded augmentation workers, and one end-to-end run on phantoms through nnU-Net's real tools (slow)."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -8,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_msfen.benchmark.accuracy import write_batch_size_plans
-from nnunet_msfen.benchmark.accuracy_report import format_table, markdown, report_row
-from nnunet_msfen.benchmark.accuracy_settings import AccuracySettings, AccuracyWorkdir, WorkdirError
 from nnunet_msfen.cli import main
+from nnunet_msfen.errors import WorkdirError
+from nnunet_msfen.experiments.accuracy import write_batch_size_plans
+from nnunet_msfen.experiments.accuracy_report import format_table, markdown, report_row
+from nnunet_msfen.experiments.accuracy_settings import AccuracySettings
+from nnunet_msfen.experiments.accuracy_workdir import AccuracyWorkdir
 
 
 @pytest.fixture
@@ -45,6 +48,21 @@ def test_bad_arguments_name_the_value(folders, tmp_path, capsys, extra, expected
     assert rc == 1
     assert expected in err
     assert not (tmp_path / "wd").exists()  # nothing is written before the arguments are checked
+
+
+def test_a_trainer_module_that_fails_to_import_is_reported_not_called_missing(folders, tmp_path, monkeypatch, capsys):
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    (ext / "broken_trainers.py").write_text("import nnunet_msfen_no_such_dependency\n")
+    monkeypatch.setenv("nnUNet_extTrainer", os.pathsep.join([str(ext), os.environ.get("nnUNet_extTrainer", "")]))
+    train, test = folders
+    rc, err = _error(capsys, "--train", str(train), "--test", str(test), "--workdir", str(tmp_path / "wd"),
+                     "--device", "cpu", "-tr", "nnUNetTrainerFromBrokenModule")
+    assert rc == 1
+    assert "ModuleNotFoundError: No module named 'nnunet_msfen_no_such_dependency'" in err
+    assert f"{ext / 'broken_trainers.py'}:1" in err  # where the real error is
+    assert "no trainer class named" not in err
+    assert not (tmp_path / "wd").exists()
 
 
 def test_missing_or_identical_folders(folders, tmp_path, capsys):
@@ -150,7 +168,7 @@ def test_report_row_counts_a_cut_off_last_epoch():
 def test_augmentation_workers_get_seeds(monkeypatch):
     from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as trainer_module
 
-    from nnunet_msfen.benchmark.train_worker import seed_everything
+    from nnunet_msfen.experiments.train_worker import seed_everything
 
     monkeypatch.setattr(trainer_module, "NonDetMultiThreadedAugmenter", trainer_module.NonDetMultiThreadedAugmenter)
     seed_everything(7)

@@ -13,7 +13,8 @@ from nnunet_msfen.cli import main
 from nnunet_msfen.demo.overlay import DPI, PANEL_INCHES, REGION_COLORS, OverlayCase, tumour_slice, write_overlay
 from nnunet_msfen.demo.report import format_table, margins_over_trivial, trivial_baselines, verdict
 from nnunet_msfen.demo.settings import STEPS, DemoSettings
-from nnunet_msfen.demo.workdir import MARKER, DemoWorkdir, WorkdirError
+from nnunet_msfen.demo.workdir import MARKER, DemoWorkdir
+from nnunet_msfen.errors import WorkdirError
 
 
 def _ball(shape, center, radius):

@@ -4,7 +4,7 @@ import pytest
 from medpy.metric import binary as ref_impl
 
 from nnunet_msfen.evaluation.metrics import EMPTY_HD95, dice, hd95, iou, region_metrics
-from nnunet_msfen.evaluation.regions import check_labels, region_masks
+from nnunet_msfen.labels import check_labels, region_masks
 
 DICE_TOL, HD_TOL = 1e-6, 1e-3
 

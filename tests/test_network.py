@@ -9,6 +9,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
 from nnunet_msfen import MSFENUNet
+from nnunet_msfen.benchmark.networks import brats_arch as benchmark_arch
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
 from nnunet_msfen.blocks.multiscale import MultiScaleConv
 from nnunet_msfen.blocks.spp import SpatialPyramidPooling
@@ -17,19 +18,9 @@ MSFEN_PATH = "nnunet_msfen.network.msfen_unet.MSFENUNet"
 
 
 def brats_arch(dim: int) -> dict:
-    """The architecture nnU-Net plans for BraTS (4 inputs, 3 regions): 6 stages 3D (32..320), 7 stages 2D (32..512)."""
-    if dim == 3:
-        n, features = 6, [32, 64, 128, 256, 320, 320]
-    else:
-        n, features = 7, [32, 64, 128, 256, 512, 512, 512]
-    return {
-        "n_stages": n, "features_per_stage": features,
-        "conv_op": f"torch.nn.modules.conv.Conv{dim}d", "kernel_sizes": [[3] * dim] * n,
-        "strides": [[1] * dim] + [[2] * dim] * (n - 1), "n_conv_per_stage": [2] * n,
-        "n_conv_per_stage_decoder": [2] * (n - 1), "conv_bias": True,
-        "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
-        "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True},
-    }
+    """The architecture nnU-Net plans for BraTS (4 inputs, 3 regions): 6 stages 3D (32..320), 7 stages 2D (32..512);
+    the one definition the benchmark and the planner calibration use too."""
+    return benchmark_arch("3d_fullres" if dim == 3 else "2d")
 
 
 REQ_IMPORT = ("conv_op", "norm_op", "dropout_op", "nonlin")

@@ -38,3 +38,33 @@ def test_plans_and_conversion_install_inside_the_package(wheel_names):
 
 def test_console_script_is_declared(wheel_names):
     assert any(n.endswith("entry_points.txt") for n in wheel_names)
+
+
+def _pinned() -> dict:
+    pins = {}
+    for line in (REPO / "requirements" / "pinned.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_declared_floors_are_the_tested_versions():
+    # a floor below what CI tests is a promise nobody checked (NumPy 1.24 lacked np.trapezoid, Matplotlib 3.7
+    # boxplot(tick_labels=)); the floors are the pinned versions CI installs
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    pins = _pinned()
+    checked = []
+    for requirement in requirements:
+        name, op, version = re.match(r"([A-Za-z0-9_.-]+)\s*(==|>=)\s*([^,;\s]+)", requirement).groups()
+        key = name.lower().replace("_", "-")
+        assert key in pins, f"{name} is declared but not pinned (and so not tested) in requirements/pinned.txt"
+        assert version == pins[key], f"{requirement}: the tested version is {pins[key]}"
+        checked.append(key)
+    assert {"torch", "numpy", "matplotlib", "nnunetv2"} <= set(checked)
+    assert project["requires-python"] == ">=3.11"

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from nnunet_msfen.cli import main
 from nnunet_msfen.evaluation.postprocessing import apply_et_rule, choose_threshold, et_case_stats
-from nnunet_msfen.evaluation.regions import region_masks
+from nnunet_msfen.labels import region_masks
 
 
 def _seg(et_voxels: int, shape=(8, 8, 8)) -> np.ndarray:

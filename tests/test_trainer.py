@@ -74,14 +74,50 @@ def test_refuses_a_learning_rate_that_is_not_positive(setting, bad):
         make_trainer(BadLR, plans, dataset_json)
 
 
-def test_refuses_plans_of_another_architecture(setting):
-    plans, _ = setting
+def _plans_with(plans: dict, network_class_name: str, **arch_changes) -> dict:
     plans = json.loads(json.dumps(plans))
-    plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"] = \
-        "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+    for config in ("2d", "3d_fullres"):
+        arch = plans["configurations"][config]["architecture"]
+        arch["network_class_name"] = network_class_name
+        arch["arch_kwargs"].update(arch_changes.get(config, {}))
+    return plans
+
+
+def test_refuses_plans_of_another_architecture_briefly_and_leaves_nothing_behind(setting, tmp_path, monkeypatch):
+    plans, dataset_json = setting
+    plans = _plans_with(plans, "dynamic_network_architectures.architectures.primus.Primus")
     manager = PlansManager(plans)
-    with pytest.raises(RuntimeError, match="ResidualEncoderUNet"):
+    with pytest.raises(RuntimeError) as error:
         nnUNetTrainerMSFEN.build_network_architecture(manager, manager.get_configuration("3d_fullres"), 4, 3)
+    message = str(error.value)
+    assert "'3d_fullres'" in message and "Primus" in message and "nnUNetResEncUNetMPlans" in message
+    assert len(message) < 400 and "{" not in message  # the configuration by name, not its dict
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    with pytest.raises(RuntimeError, match="'3d_fullres'"):
+        make_trainer(nnUNetTrainerMSFEN, plans, dataset_json)
+    assert not any(tmp_path.iterdir())  # no empty results folder left behind
+
+
+@pytest.mark.parametrize("configuration", ["2d", "3d_fullres"])
+def test_builds_msfen_from_residual_encoder_plans(setting, configuration):
+    from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
+
+    plans, _ = setting
+    n = plans["configurations"][configuration]["architecture"]["arch_kwargs"]["n_stages"]
+    blocks = [1, 3, 4, 6, 6, 6, 6][:n]
+    resenc = {"n_blocks_per_stage": blocks, "n_conv_per_stage_decoder": [1] * (n - 1)}
+    plans = _plans_with(plans, "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
+                        **{configuration: resenc})
+    for key in ("n_conv_per_stage",):
+        plans["configurations"][configuration]["architecture"]["arch_kwargs"].pop(key)
+    manager = PlansManager(plans)
+    config = manager.get_configuration(configuration)
+    net = nnUNetTrainerMSFEN.build_network_architecture(manager, config, 4, 3, enable_deep_supervision=True)
+    units = [sum(isinstance(m, MultiScaleResidualBlock) for m in stage) for stage in net.encoder.stages]
+    assert units == blocks  # a residual block of ResEnc becomes a multi-scale residual unit
+    with torch.no_grad():
+        out = net(torch.randn(1, 4, *config.patch_size))
+    assert out[0].shape == (1, 3, *config.patch_size)
 
 
 def _loss_parts(loss_cls, dataset_regions: bool):
@@ -277,6 +313,34 @@ def test_paired_short_schedules_share_the_schedule(setting, pair):
     assert (base.initial_lr, msfen.initial_lr) == (1e-2, nnUNetTrainerMSFEN.learning_rate)
     assert isinstance(msfen, nnUNetTrainerMSFEN) and not isinstance(base, nnUNetTrainerMSFEN)
     assert set(pair) <= set(training.__all__)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("nnUNetTrainerMSFEN_Smoke", (2, 2, 1, 1)), ("nnUNetTrainer_Smoke", (2, 2, 1, 1)),
+    ("nnUNetTrainerMSFEN_Short", (8, 25, 5, 4)), ("nnUNetTrainer_Short", (8, 25, 5, 4)),
+    ("nnUNetTrainerMSFEN_5epochs", (5, 250, 50, 50)), ("nnUNetTrainerMSFEN_50epochs", (50, 250, 50, 50))])
+def test_short_schedules_set_nnunets_attributes(setting, name, expected):
+    import nnunet_msfen.training as training
+
+    plans, dataset_json = setting
+    trainer = make_trainer(getattr(training, name), plans, dataset_json)
+    # epochs, iterations, validation iterations, checkpoint interval; nnU-Net's 250/50/50 where a schedule says None
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch,
+            trainer.save_every) == expected
+
+
+@pytest.mark.parametrize("attribute, meant", [("num_epochs", "epochs"), ("epoch", "epochs"),
+                                              ("save_every", "checkpoint_every"),
+                                              ("val_iteration_per_epoch", "val_iterations_per_epoch"),
+                                              ("schedule", "one class attribute per value")])
+def test_short_schedule_refuses_a_misnamed_attribute_when_the_class_is_made(attribute, meant):
+    from nnunet_msfen.training.short_schedules import ShortSchedule
+
+    expected = rf"Typo\.{attribute} is not a schedule attribute \(did you mean {meant}\?\)"
+    with pytest.raises(ValueError, match=expected):
+        type("Typo", (ShortSchedule,), {attribute: 3})
+    ok = type("Fine", (ShortSchedule,), {"epochs": 3, "stop_after_epochs": 2, "learning_rate": 1e-2})
+    assert ok.epochs == 3
 
 
 @pytest.mark.parametrize("value, bad", [(None, "not set"), ("ten", "'ten'"), ("0", "'0'"), ("2.5", "'2.5'")])

@@ -8,13 +8,14 @@ convolutions; the segmentation heads). Operations outside every block (the decod
 ``PlainConvUNet``, the loss, the optimizer) are not in the table, so its times add up to less than the step.
 """
 import statistics
-import time
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from nnunet_msfen.benchmark.measure import timed
 
 
 def block_types() -> Tuple[type, ...]:
@@ -80,15 +81,7 @@ def time_block(module: nn.Module, shapes: Sequence[torch.Size], device: torch.de
 
     with FlopCounterMode(display=False) as counter:
         run()
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
+    seconds = [timed(run, device) for _ in range(repeats)]
     module.zero_grad(set_to_none=True)
     return statistics.median(seconds), int(counter.get_total_flops())
 

@@ -11,6 +11,13 @@ features of all sequences gives one softmax weight per sequence and case (scaled
 which scales that sequence's maps before the 1x1 fusion. The weights are a readable by-product:
 ``last_modality_weights`` holds them after every forward pass.
 
+Missing sequences: an input channel that is zero over the whole patch counts as absent (a missing sequence filled
+with zeros stays zero through nnU-Net's z-score normalisation). Its weight is zero and the softmax runs over the
+present sequences only (a masked softmax, still summing to ``input_channels``), so an absent sequence contributes
+nothing, not the constant its per-sequence norm would turn zeros into. Each case of a batch has its own set; a case
+with no channel at all (a patch of pure background) counts every channel present. Without the cross-modal
+attention the absent sequences' maps are still masked out before the fusion.
+
 The weighting and the fusion run as one convolution with per-sample weights (``gated_pointwise_conv``), and with
 ``recompute`` the stem keeps only its input and output for the backward pass: it works at full resolution with
 more maps than the first stage has channels, so its intermediates were among the largest tensors of a step.
@@ -82,19 +89,33 @@ class ModalityAwareStem(nn.Module):
         self.last_modality_weights = None
         self.recompute = recompute
 
-    def modality_weights(self, features: torch.Tensor) -> torch.Tensor:
-        """(batch, input_channels) weights that sum to ``input_channels`` per case."""
+    @staticmethod
+    def present_modalities(x: torch.Tensor) -> torch.Tensor:
+        """(batch, channels) booleans: the channel is not zero everywhere in the patch. A case without any
+        non-zero channel counts all as present."""
+        present = x.detach().flatten(2).abs().amax(dim=2) > 0
+        return present | ~present.any(dim=1, keepdim=True)
+
+    def modality_weights(self, features: torch.Tensor, present: torch.Tensor = None) -> torch.Tensor:
+        """(batch, input_channels) weights that sum to ``input_channels`` per case, 0 for absent sequences
+        (``present``: from ``present_modalities``; ``None``: all present)."""
         context = features.mean(dim=tuple(range(2, features.ndim)))
-        return torch.softmax(self.attention(context), dim=1) * self.input_channels
+        if present is not None:  # an absent sequence's maps (constants after its norm) must not sway the others
+            context = context * present.repeat_interleave(self.features_per_modality, dim=1).to(context.dtype)
+        logits = self.attention(context)
+        if present is not None:
+            logits = logits.masked_fill(~present, float("-inf"))
+        return torch.softmax(logits, dim=1) * self.input_channels
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        present = self.present_modalities(x)
         features = self.per_modality_nonlin(self.per_modality_norm(convolve(self.per_modality, x)))
         if self.attention is None:
-            fused = convolve(self.fuse, features)
+            weights = present.to(features.dtype)
         else:
-            weights = self.modality_weights(features)
+            weights = self.modality_weights(features, present)
             self.last_modality_weights = weights.detach()
-            fused = gated_pointwise_conv(features, self.fuse, weights.repeat_interleave(self.features_per_modality, dim=1))
+        fused = gated_pointwise_conv(features, self.fuse, weights.repeat_interleave(self.features_per_modality, dim=1))
         return self.nonlin(self.norm(self.dropout(fused)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 phantom -> convert-brats -> plan and preprocess -> train (nnUNetv2_train) -> predict the held-out cases
 (nnUNetv2_predict) -> evaluate -> metrics table and an overlay PNG. ``settings.py`` holds the choices,
-``workdir.py`` the folder and which steps are done, ``pipeline.py`` the steps, ``overlay.py`` the picture,
-``report.py`` the table and the trivial baselines, ``command.py`` the command line.
+``workdir.py`` the folder and which steps are done, ``steps.py`` the steps, ``run.py`` their order,
+``overlay.py`` the picture, ``report.py`` the table and the trivial baselines, ``command.py`` the command line.
+What it shares with the accuracy experiments (subprocesses, the workdir's record, the prediction step) is in
+``nnunet_msfen.pipeline``.
 """

@@ -38,12 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen demo``."""
-    from nnunet_msfen.errors import CommandError
     from nnunet_msfen.dataset_conversion.errors import BratsConversionError
-    from nnunet_msfen.demo.pipeline import run_demo
+    from nnunet_msfen.demo.run import run_demo
     from nnunet_msfen.demo.report import verdict
-    from nnunet_msfen.demo.steps import StepError
-    from nnunet_msfen.demo.workdir import WorkdirError
+    from nnunet_msfen.errors import CommandError, StepError, WorkdirError
 
     try:
         settings = DemoSettings(train_cases=args.train_cases, test_cases=args.test_cases, shape=tuple(args.shape),

@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from nnunet_msfen.evaluation.regions import REGIONS, region_masks
+from nnunet_msfen.labels import REGIONS, region_masks
 
 # one colour per region, far from grey so that a test can find them in the PNG
 REGION_COLORS: Dict[str, str] = {"WT": "#00e000", "TC": "#0050ff", "ET": "#ff2020"}

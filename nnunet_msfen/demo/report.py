@@ -12,7 +12,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from nnunet_msfen.evaluation.regions import REGIONS
+from nnunet_msfen.labels import REGIONS
 
 TABLE_METRICS: Tuple[Tuple[str, str], ...] = (
     ("dice", "Dice"), ("iou", "IoU"), ("hd95", "HD95 mm"), ("sensitivity", "Sens"), ("specificity", "Spec"),
@@ -25,13 +25,13 @@ def load_case(case_id: str, images_dir: Path, labels_dir: Path, predictions_dir:
     """(FLAIR image, reference, prediction or None, spacing in array order) of one case, arrays (z, y, x)."""
     import SimpleITK as sitk
 
-    from nnunet_msfen.evaluation.io import read_segmentation, spacing_zyx
+    from nnunet_msfen.io.images import read_image, spacing_zyx
 
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(images_dir / f"{case_id}_{FLAIR_CHANNEL:04d}.nii.gz")))
-    reference, geometry = read_segmentation(labels_dir / f"{case_id}.nii.gz")
+    reference, geometry = read_image(labels_dir / f"{case_id}.nii.gz", label=True)
     prediction = None
     if predictions_dir is not None:
-        prediction, _ = read_segmentation(predictions_dir / f"{case_id}.nii.gz")
+        prediction, _ = read_image(predictions_dir / f"{case_id}.nii.gz", label=True)
     return image, reference, prediction, spacing_zyx(geometry)
 
 

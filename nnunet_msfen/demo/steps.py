@@ -1,67 +1,21 @@
 """The demo's steps. Phantom and conversion run in this process (the package's own API); planning, training
-and prediction run nnU-Net's and this package's real commands in subprocesses, their output streamed to the
-terminal and to ``workdir/logs/``, with the workdir's nnU-Net folders set for them only.
+and prediction run nnU-Net's and this package's real commands in subprocesses (``nnunet_msfen.pipeline``), their
+output streamed to the terminal and to ``workdir/logs/``, with the workdir's nnU-Net folders set for them only.
 """
-import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence
+from typing import List
 
 from nnunet_msfen.demo.workdir import CONFIGURATION, DEMO_PLANS, FOLD, DemoWorkdir
+from nnunet_msfen.errors import StepError
+from nnunet_msfen.io.atomic import write_json, write_text
+from nnunet_msfen.pipeline.predict import predict as predict_folder
+from nnunet_msfen.pipeline.runner import environment, run_streamed, script
 
 PHANTOM_LAYOUT = "2021"
 DATA_AUGMENTATION_PROCESSES = "1"  # nnU-Net's default is one per core: on 2 cores they starve the training
-
-
-class StepError(Exception):
-    """A step failed; the message names the command and its log."""
-
-
-@contextlib.contextmanager
-def environment(**variables: str) -> Iterator[None]:
-    """Set environment variables inside the block only (the in-process steps read ``nnUNet_raw``)."""
-    saved = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def script(name: str) -> str:
-    """Path of a console script of this environment (``nnUNetv2_train``, ``nnunet-msfen``, ...)."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.is_file() else shutil.which(name)
-    if found is None:
-        raise StepError(f"command {name!r} not found beside {sys.executable} or on PATH: is nnunet-msfen installed "
-                        f"in this environment?")
-    return found
-
-
-def run_streamed(cmd: Sequence[str], env: Dict[str, str], log_path: Path) -> None:
-    """Run ``cmd``, copying its output byte for byte to stdout (progress bars intact) and to ``log_path``;
-    ``StepError`` on a non-zero exit."""
-    print("$ " + " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd)), flush=True)
-    with open(log_path, "ab") as log, subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE,
-                                                       stderr=subprocess.STDOUT) as proc:
-        try:
-            while chunk := os.read(proc.stdout.fileno(), 65536):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-                log.write(chunk)
-        except BaseException:
-            proc.terminate()  # Ctrl-C or a broken pipe: no orphaned training
-            raise
-    if proc.returncode != 0:
-        raise StepError(f"{Path(cmd[0]).name} failed with exit code {proc.returncode}; its output is in {log_path}")
 
 
 def make_phantoms(wd: DemoWorkdir) -> None:
@@ -120,7 +74,8 @@ def write_demo_plans(wd: DemoWorkdir) -> Path:
                 n_conv_per_stage_decoder=arch["n_conv_per_stage_decoder"][:n - 1])
     plans.update(plans_name=DEMO_PLANS, configurations={CONFIGURATION: config})
     path = wd.dataset_preprocessed / f"{DEMO_PLANS}.json"
-    path.write_text(json.dumps(plans, indent=2))
+    # as json.dumps, not write_json: nnU-Net's own plans writer lets NaN through, and a copy must not fail on it
+    write_text(path, json.dumps(plans, indent=2))
     return path
 
 
@@ -130,7 +85,7 @@ def write_split(wd: DemoWorkdir) -> List[str]:
     cases = sorted(p.name[: -len(".nii.gz")] for p in (wd.dataset_raw / "labelsTr").glob("*.nii.gz"))
     n_val = wd.settings.val_cases
     split = [{"train": cases[:-n_val], "val": cases[-n_val:]}]
-    (wd.dataset_preprocessed / "splits_final.json").write_text(json.dumps(split, indent=2))
+    write_json(wd.dataset_preprocessed / "splits_final.json", split)
     return split[0]["val"]
 
 
@@ -147,17 +102,8 @@ def train(wd: DemoWorkdir, resume: bool) -> None:
 
 
 def predict(wd: DemoWorkdir) -> None:
-    """``nnUNetv2_predict`` on imagesTs with the final checkpoint, into a scratch folder renamed when complete."""
+    """``nnUNetv2_predict`` on imagesTs with the final checkpoint (``nnunet_msfen.pipeline.predict``)."""
     s = wd.settings
-    scratch = wd.root / "predictions.partial"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    cmd = [script("nnUNetv2_predict"), "-i", str(wd.dataset_raw / "imagesTs"), "-o", str(scratch),
-           "-d", str(s.dataset_id), "-c", CONFIGURATION, "-f", str(FOLD), "-tr", s.trainer, "-p", DEMO_PLANS,
-           "-chk", "checkpoint_final.pth", "-device", "cpu", "-npp", "1", "-nps", "1"]
-    run_streamed(cmd + ([] if s.tta else ["--disable_tta"]), wd.nnunet_env(), wd.logs / "predict.log")
-    expected = {p.name for p in (wd.dataset_raw / "labelsTs").glob("*.nii.gz")}
-    missing = sorted(expected - {p.name for p in scratch.glob("*.nii.gz")})
-    if missing:
-        raise StepError(f"nnUNetv2_predict wrote no prediction for {missing}; see {wd.logs / 'predict.log'}")
-    os.replace(scratch, wd.predictions)
+    predict_folder(wd.dataset_raw / "imagesTs", wd.predictions, wd.dataset_raw / "labelsTs",
+                   dataset_id=s.dataset_id, configuration=CONFIGURATION, trainer=s.trainer, plans=DEMO_PLANS,
+                   folds=[str(FOLD)], env=wd.nnunet_env(), log=wd.logs / "predict.log", device="cpu", tta=s.tta)

@@ -2,17 +2,15 @@
 
 A step is done when its record in ``.nnunet-msfen-demo.json`` carries the settings it ran with (``step_keys``)
 and its outputs are on disk. A rerun starts at the first step that is not done and runs every step after it;
-an interrupted training whose settings are unchanged resumes from its last checkpoint (``--c``). Only a
-folder that holds the demo's marker file is ever emptied (``--fresh``): a mistyped ``--workdir`` must never
-delete someone's data.
+an interrupted training whose settings are unchanged resumes from its last checkpoint (``--c``). The folder rules
+(only our own folder is used or emptied by ``--fresh``) are the pipeline's (``nnunet_msfen.pipeline.workdir``).
 """
-import json
-import os
 import shutil
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from nnunet_msfen.demo.settings import STEPS, DemoSettings
+from nnunet_msfen.pipeline.workdir import Workdir
 
 MARKER = ".nnunet-msfen-demo.json"
 DEMO_PLANS = "nnUNetMSFENDemoPlans"
@@ -21,23 +19,17 @@ FOLD = 0
 NNUNET_PROCESSES = "1"
 
 
-class WorkdirError(Exception):
-    """The workdir cannot be used (not a demo folder, or not writable)."""
-
-
-class DemoWorkdir:
+class DemoWorkdir(Workdir):
     """Paths of one demo run under ``root`` and its step records."""
 
+    marker = MARKER
+    made_by = "the demo"
+
     def __init__(self, root: Path, settings: DemoSettings):
-        self.root = Path(root).absolute()
-        self.settings = settings
-        self.raw = self.root / "nnUNet_raw"
-        self.preprocessed = self.root / "nnUNet_preprocessed"
-        self.results = self.root / "nnUNet_results"
+        super().__init__(root, settings)
         self.phantom = self.root / "phantom"  # training cases in the BraTS 2021 layout
         self.heldout = self.root / "phantom_heldout"  # held-out cases, same layout
         self.predictions = self.root / "predictions"
-        self.logs = self.root / "logs"
         self.evaluation = self.root / "evaluation.json"
         self.overlay = self.root / "overlay.png"
 
@@ -55,13 +47,10 @@ class DemoWorkdir:
         return (self.results / self.settings.dataset / f"{self.settings.trainer}__{DEMO_PLANS}__{CONFIGURATION}"
                 / f"fold_{FOLD}")
 
-    def nnunet_env(self, **extra: str) -> Dict[str, str]:
-        """The environment for nnU-Net subprocesses: ours plus the workdir's three nnU-Net folders, unbuffered
-        output (progress shows as it happens) and one worker process where nnU-Net spawns 8 by default (each
-        imports torch: on 2 busy cores that costs minutes)."""
-        return {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
-                "nnUNet_results": str(self.results), "nnUNet_def_n_proc": NNUNET_PROCESSES,
-                "PYTHONUNBUFFERED": "1", **extra}
+    def nnunet_variables(self) -> Dict[str, str]:
+        """One worker process where nnU-Net spawns 8 by default (each imports torch: on 2 busy cores that costs
+        minutes), and unbuffered output (progress shows as it happens)."""
+        return {"nnUNet_def_n_proc": NNUNET_PROCESSES, "PYTHONUNBUFFERED": "1"}
 
     def outputs(self, step: str) -> List[Path]:
         """Files and folders that must exist once ``step`` has finished."""
@@ -83,53 +72,35 @@ class DemoWorkdir:
                 "train": [self.fold_dir], "predict": [self.predictions]}[step]
 
     # --- records -----------------------------------------------------------------------------------------------
-    def prepare(self, fresh: bool = False) -> None:
-        """Create the folder (or empty it with ``fresh``); ``WorkdirError`` when it exists and is not ours."""
-        marker = self.root / MARKER
-        if self.root.exists():
-            if not self.root.is_dir():
-                raise WorkdirError(f"workdir {self.root} exists and is not a folder")
-            if not marker.is_file() and any(self.root.iterdir()):
-                raise WorkdirError(f"workdir {self.root} is not empty and was not made by the demo (no {MARKER}); "
-                                   f"choose a new or empty folder")
-            if fresh and marker.is_file():
-                shutil.rmtree(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
-        if not marker.is_file():
-            self._save({"steps": {}})
+    def new_record(self) -> Dict:
+        """No step done yet."""
+        return {"steps": {}}
 
-    def _load(self) -> Dict:
+    def load(self) -> Dict:
+        """The record; an unreadable one counts as empty (every step runs again)."""
         try:
-            return json.loads((self.root / MARKER).read_text())
+            return super().load()
         except (OSError, ValueError):
-            return {"steps": {}}
-
-    def _save(self, records: Dict) -> None:
-        tmp = self.root / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(records, indent=2))
-        os.replace(tmp, self.root / MARKER)
+            return self.new_record()
 
     def record(self, step: str, seconds: float) -> None:
         """Mark ``step`` done under the current settings."""
-        records = self._load()
-        records["steps"][step] = {"key": self.settings.step_keys()[step], "seconds": round(seconds, 1)}
-        self._save(records)
+        self.note("steps", step, {"key": self.settings.step_keys()[step], "seconds": round(seconds, 1)})
 
     def record_training_started(self) -> None:
         """Note the settings of a training that has started, so that an interrupted one can resume."""
-        records = self._load()
+        records = self.load()
         records["train_started"] = self.settings.step_keys()["train"]
-        self._save(records)
+        self.save(records)
 
     def step_seconds(self, step: str) -> Optional[float]:
         """Seconds the recorded run of ``step`` took, if it is recorded."""
-        rec = self._load()["steps"].get(step)
+        rec = self.noted("steps", step)
         return None if rec is None else rec.get("seconds")
 
     def is_done(self, step: str) -> bool:
         """Recorded under the current settings, with its outputs on disk."""
-        rec = self._load()["steps"].get(step)
+        rec = self.noted("steps", step)
         return (rec is not None and rec.get("key") == self.settings.step_keys()[step]
                 and all(p.exists() for p in self.outputs(step)))
 
@@ -143,7 +114,7 @@ class DemoWorkdir:
     def can_resume_training(self, todo: List[str]) -> bool:
         """An interrupted training with the current settings, on unchanged data: continue it with ``--c``."""
         return (bool(todo) and todo[0] == "train"
-                and self._load().get("train_started") == self.settings.step_keys()["train"]
+                and self.load().get("train_started") == self.settings.step_keys()["train"]
                 and (self.fold_dir / "checkpoint_latest.pth").is_file())
 
     def clear(self, step: str) -> None:
@@ -151,9 +122,9 @@ class DemoWorkdir:
         for path in self._scratch(step):
             if path.is_dir():
                 shutil.rmtree(path)
-        records = self._load()
+        records = self.load()
         for later in STEPS[STEPS.index(step):]:
             records["steps"].pop(later, None)
         if step in ("phantom", "convert", "plan", "train"):
             records.pop("train_started", None)
-        self._save(records)
+        self.save(records)

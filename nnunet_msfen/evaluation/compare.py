@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from nnunet_msfen.evaluation.regions import CONVENTIONS
+from nnunet_msfen.labels import CONVENTIONS
 
 SEG = ".nii.gz"
 Pairs = Dict[str, Tuple[Optional[str], str]]

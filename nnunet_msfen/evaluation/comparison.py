@@ -6,10 +6,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from nnunet_msfen.evaluation.evaluate import evaluate_pairs, save_results
-from nnunet_msfen.evaluation.io import SEG_SUFFIX, read_segmentation, write_json
+from nnunet_msfen.evaluation.io import SEG_SUFFIX
 from nnunet_msfen.evaluation.metrics import HIGHER_IS_BETTER
-from nnunet_msfen.evaluation.regions import REGIONS, check_convention, region_masks
 from nnunet_msfen.evaluation.stats import bootstrap_ci, holm, wilcoxon_p
+from nnunet_msfen.io.atomic import write_json
+from nnunet_msfen.io.images import read_image
+from nnunet_msfen.labels import REGIONS, region_labels, region_masks
 
 TESTED_METRICS: Tuple[str, ...] = ("dice", "hd95", "lesion_dice", "lesion_hd95", "sensitivity", "precision")
 ALPHA = 0.05
@@ -80,14 +82,14 @@ def _curves_for(pairs: Mapping, convention: str) -> Tuple[Optional[Dict], str]:
     found = [c for c in candidates if c.is_file()]
     if not found:
         return None, f"not available: no dataset.json beside the predictions ({candidates[0]} or {candidates[1]})"
-    _, channels = region_channels(read_json(found[0]), check_convention(convention))
+    _, channels = region_channels(read_json(found[0]), region_labels(convention))
     hist: Dict[str, np.ndarray] = {}
     for case, (pred, ref) in pairs.items():
         if pred is None:
             continue
         with np.load(pred[: -len(SEG_SUFFIX)] + ".npz") as data:
             probs = data["probabilities"]
-        accumulate(hist, probs, region_masks(read_segmentation(ref)[0], convention), channels)
+        accumulate(hist, probs, region_masks(read_image(ref, label=True)[0], convention), channels)
     return {region: curves(h) for region, h in hist.items()}, ""
 
 
@@ -98,12 +100,12 @@ def _overlay_cases(per_case_b: Mapping, setup: Mapping, convention: str) -> List
     out = []
     for label, case in picks:
         ref_path = setup["pairs"][0][case][1]
-        ref = read_segmentation(ref_path)[0]
-        preds = [read_segmentation(p[case][0])[0] if p[case][0] else np.zeros_like(ref) for p in setup["pairs"]]
+        ref = read_image(ref_path, label=True)[0]
+        preds = [read_image(p[case][0], label=True)[0] if p[case][0] else np.zeros_like(ref) for p in setup["pairs"]]
         image = None
         raw = setup.get("raw_images")
         if raw is not None and (raw / f"{case}_0000{SEG_SUFFIX}").is_file():
-            image = read_segmentation(raw / f"{case}_0000{SEG_SUFFIX}")[0]
+            image = read_image(raw / f"{case}_0000{SEG_SUFFIX}")[0]
         out.append({"label": label, "case": case, "image": image, "ref": ref, "preds": preds,
                     "dice_b": float(np.mean([per_case_b[case][r]["dice"] for r in REGIONS]))})
     return out

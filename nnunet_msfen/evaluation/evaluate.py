@@ -12,9 +12,10 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from nnunet_msfen.evaluation.io import (SEG_SUFFIX, check_same_geometry, list_cases, read_segmentation,
-                                        spacing_zyx, write_csv, write_json)
-from nnunet_msfen.evaluation.regions import CONVENTIONS, REGIONS, check_convention, check_labels, region_masks
+from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases
+from nnunet_msfen.io.atomic import write_csv, write_json
+from nnunet_msfen.io.images import Geometry, check_same_geometry, read_image, spacing_zyx
+from nnunet_msfen.labels import CONVENTIONS, REGIONS, check_convention, check_labels, region_masks
 
 CaseResult = Dict[str, Dict[str, Optional[float]]]
 
@@ -35,16 +36,23 @@ def evaluate_arrays(pred: np.ndarray, ref: np.ndarray, spacing: Tuple[float, ...
     return result
 
 
-def evaluate_case(pred_path: Optional[str], ref_path: str, convention: str = "nnunet") -> CaseResult:
-    """Metrics of one case read from disk; ``pred_path`` None means a missing (empty) prediction."""
-    ref, ref_geometry = read_segmentation(ref_path)
+def read_case(pred_path: Optional[str], ref_path: str,
+              convention: str = "nnunet") -> Tuple[np.ndarray, np.ndarray, Geometry]:
+    """The prediction (zeros when ``pred_path`` is None: a missing prediction), the reference and the reference's
+    geometry, checked: both on one grid, every label one of ``convention``; ``ValueError`` naming the file."""
+    ref, ref_geometry = read_image(ref_path, label=True)
     check_labels(ref, convention, ref_path)
     if pred_path is None:
-        pred = np.zeros_like(ref)
-    else:
-        pred, pred_geometry = read_segmentation(pred_path)
-        check_same_geometry(pred_geometry, ref_geometry, pred_path, ref_path)
-        check_labels(pred, convention, pred_path)
+        return np.zeros_like(ref), ref, ref_geometry
+    pred, pred_geometry = read_image(pred_path, label=True)
+    check_same_geometry(pred_geometry, ref_geometry, pred_path, ref_path)
+    check_labels(pred, convention, pred_path)
+    return pred, ref, ref_geometry
+
+
+def evaluate_case(pred_path: Optional[str], ref_path: str, convention: str = "nnunet") -> CaseResult:
+    """Metrics of one case read from disk; ``pred_path`` None means a missing (empty) prediction."""
+    pred, ref, ref_geometry = read_case(pred_path, ref_path, convention)
     return evaluate_arrays(pred, ref, spacing_zyx(ref_geometry), convention)
 
 

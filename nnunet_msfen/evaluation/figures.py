@@ -4,7 +4,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nnunet_msfen.evaluation.regions import REGIONS
+from nnunet_msfen.labels import REGIONS
 
 Figure = Tuple[str, str, bytes]  # (file stem, caption, PNG bytes)
 COLORS = ("tab:blue", "tab:orange")

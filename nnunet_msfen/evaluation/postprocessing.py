@@ -8,16 +8,16 @@ maximise mean ET Dice under the BraTS empty-mask convention, then applied to new
 """
 import argparse
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from nnunet_msfen.evaluation.io import (SEG_SUFFIX, check_same_geometry, list_cases, read_json, read_segmentation,
-                                        write_json, write_segmentation)
-from nnunet_msfen.evaluation.regions import CONVENTIONS, NECROSIS_LABEL, check_convention, check_labels
+from nnunet_msfen.evaluation.evaluate import folder_pairs, read_case
+from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases, read_json
+from nnunet_msfen.io.atomic import staged_files, write_image, write_json
+from nnunet_msfen.io.images import read_image, to_image
+from nnunet_msfen.labels import CONVENTIONS, NECROSIS_LABEL, check_labels, region_labels
 
 EtStats = Tuple[int, float, float]  # (predicted ET voxels, ET Dice kept, ET Dice if the ET were removed)
 
@@ -29,7 +29,7 @@ def apply_et_rule(seg: np.ndarray, threshold: int, convention: str = "nnunet") -
     """
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0 voxels, got {threshold}")
-    (et_label,) = check_convention(convention)["ET"]
+    (et_label,) = region_labels(convention)["ET"]
     out = seg.copy()
     et = seg == et_label
     if 0 < int(et.sum()) < threshold:
@@ -37,16 +37,13 @@ def apply_et_rule(seg: np.ndarray, threshold: int, convention: str = "nnunet") -
     return out
 
 
-def _et_dice(pred_et: np.ndarray, ref_et: np.ndarray) -> float:
-    total = int(pred_et.sum()) + int(ref_et.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred_et, ref_et).sum()) / total
-
-
 def et_case_stats(pred: np.ndarray, ref: np.ndarray, convention: str = "nnunet") -> EtStats:
     """What the rule can do to one case: its ET size and its ET Dice with and without the ET."""
-    (et_label,) = check_convention(convention)["ET"]
+    from nnunet_msfen.evaluation.metrics import dice  # SciPy stays out of `nnunet-msfen --help`
+
+    (et_label,) = region_labels(convention)["ET"]
     pred_et, ref_et = pred == et_label, ref == et_label
-    return int(pred_et.sum()), _et_dice(pred_et, ref_et), _et_dice(np.zeros_like(pred_et), ref_et)
+    return int(pred_et.sum()), dice(pred_et, ref_et), dice(np.zeros_like(pred_et), ref_et)
 
 
 def mean_et_dice(stats: List[EtStats], threshold: int) -> float:
@@ -68,21 +65,13 @@ def choose_threshold(stats: List[EtStats]) -> Tuple[int, List[Tuple[int, float]]
     return best[0], table
 
 
-def _case_stats(job: Tuple[Optional[str], str, str]) -> EtStats:
-    pred_path, ref_path, convention = job
-    ref, ref_geometry = read_segmentation(ref_path)
-    if pred_path is None:
-        return et_case_stats(np.zeros_like(ref), ref, convention)
-    pred, pred_geometry = read_segmentation(pred_path)
-    check_same_geometry(pred_geometry, ref_geometry, pred_path, ref_path)
-    check_labels(pred, convention, pred_path)
-    return et_case_stats(pred, ref, convention)
-
-
 def threshold_study(pairs: Mapping[str, Tuple[Optional[str], str]], convention: str = "nnunet") -> Dict:
     """Choose the threshold on ``{case: (prediction or None, reference)}``: the result holds the threshold, the
     mean ET Dice before and after, the number of cases changed and the candidate table."""
-    stats = [_case_stats((pairs[c][0], pairs[c][1], convention)) for c in sorted(pairs)]
+    stats = []
+    for case in sorted(pairs):
+        pred, ref, _ = read_case(*pairs[case], convention)
+        stats.append(et_case_stats(pred, ref, convention))
     threshold, table = choose_threshold(stats)
     return {"threshold": threshold, "labels": convention, "et_dice_before": mean_et_dice(stats, 0),
             "et_dice_after": mean_et_dice(stats, threshold),
@@ -103,23 +92,17 @@ def postprocess_folder(in_dir: str, out_dir: str, threshold: int, convention: st
         raise ValueError(f"no {SEG_SUFFIX} files in {in_dir}")
     if Path(in_dir).resolve() == Path(out_dir).resolve():
         raise ValueError(f"output folder must differ from the input folder {in_dir}: predictions are not overwritten")
-    os.makedirs(out_dir, exist_ok=True)
-    # write into a hidden staging folder first: a corrupt file half-way leaves nothing behind in out_dir
-    staging = tempfile.mkdtemp(prefix=".postprocess.", dir=out_dir)
     changed = []
-    try:
+    # staged: a corrupt file half-way leaves nothing behind in out_dir
+    with staged_files(out_dir) as staging:
         for case in cases:
             path = os.path.join(in_dir, case + SEG_SUFFIX)
-            seg, geometry = read_segmentation(path)
+            seg, geometry = read_image(path, label=True)
             check_labels(seg, convention, path)
             out = apply_et_rule(seg, threshold, convention)
             if not np.array_equal(out, seg):
                 changed.append(case)
-            write_segmentation(os.path.join(staging, case + SEG_SUFFIX), out, geometry)
-        for case in cases:
-            os.replace(os.path.join(staging, case + SEG_SUFFIX), os.path.join(out_dir, case + SEG_SUFFIX))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            write_image(staging / (case + SEG_SUFFIX), to_image(out.astype(np.uint8), geometry))
     return changed
 
 
@@ -153,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         study = None
         if args.ref is not None:
-            from nnunet_msfen.evaluation.evaluate import folder_pairs
             study = threshold_study(folder_pairs(args.input, args.ref), args.labels)
             threshold = study["threshold"]
         elif args.threshold_from is not None:

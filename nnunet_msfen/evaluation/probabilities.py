@@ -6,11 +6,28 @@ channel i is the sigmoid of the i-th non-background entry of dataset.json's ``la
 the channels are the softmax over all labels, so a region's probability is the sum over its labels.
 Curves are built from fixed-bin histograms, which keeps memory flat for full-size volumes.
 """
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+if TYPE_CHECKING:  # imported when called: nnU-Net's label handling imports torch
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
 N_BINS = 200
+
+
+def label_manager(dataset_json: Mapping) -> "LabelManager":
+    """nnU-Net's ``LabelManager`` of a dataset.json: it decides whether the dataset is region-based and the order
+    of the output channels (``all_regions`` or ``all_labels``)."""
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    labels = dataset_json["labels"]
+    order = dataset_json.get("regions_class_order")
+    if order is None:
+        # nnU-Net 2.8.1 asserts one regions_class_order entry per region although the channel order does not
+        # depend on it; a hand-written dataset.json may lack it, so a placeholder of that length stands in
+        order = [0] * sum(1 for k in labels if k not in ("background", "ignore"))
+    return LabelManager(labels, order)
 
 
 def region_channels(dataset_json: Mapping, regions: Mapping[str, Sequence[int]]) -> Tuple[bool, Dict[str, List[int]]]:
@@ -18,12 +35,9 @@ def region_channels(dataset_json: Mapping, regions: Mapping[str, Sequence[int]])
 
     ``ValueError`` when a region-based dataset has no channel for one of ``regions``.
     """
-    labels = {k: v for k, v in dataset_json["labels"].items() if k != "ignore"}
-    # nnU-Net's LabelManager: region-based when any label entry is a tuple/list of more than one label
-    region_based = any(isinstance(v, (list, tuple)) and len(v) > 1 for v in labels.values())
-    if region_based:
-        fg = [tuple(sorted(v if isinstance(v, (list, tuple)) else [v])) for v in labels.values()
-              if not (v == 0 or (isinstance(v, (list, tuple)) and tuple(v) == (0,)))]
+    manager = label_manager(dataset_json)
+    if manager.has_regions:
+        fg = [tuple(sorted(r)) if isinstance(r, tuple) else (int(r),) for r in manager.all_regions]
         out = {}
         for region, members in regions.items():
             key = tuple(sorted(members))
@@ -31,7 +45,7 @@ def region_channels(dataset_json: Mapping, regions: Mapping[str, Sequence[int]])
                 raise ValueError(f"dataset.json has no region {list(key)} for {region}; regions: {fg}")
             out[region] = [fg.index(key)]
         return True, out
-    all_labels = sorted(int(v) for v in labels.values())
+    all_labels = [int(v) for v in manager.all_labels]
     return False, {region: [all_labels.index(m) for m in members if m in all_labels]
                    for region, members in regions.items()}
 

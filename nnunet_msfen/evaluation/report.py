@@ -5,7 +5,7 @@ import html
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from nnunet_msfen.evaluation.io import write_text
+from nnunet_msfen.io.atomic import atomic_path, write_text
 
 Table = Tuple[List[str], List[List[str]]]
 EXTRA_METRICS = ("iou", "specificity", "small_lesion_dice", "lesion_tp", "lesion_fp", "lesion_fn")
@@ -149,12 +149,9 @@ def html_page(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
 
 def write_report(out: Path, comparison: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> Tuple[Path, Path]:
     """Write figures/*.png, report.md and report.html under ``out`` (each file atomically)."""
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
     for stem, _, png in figures:
-        tmp = fig_dir / f".{stem}.png.tmp"
-        tmp.write_bytes(png)
-        tmp.replace(fig_dir / f"{stem}.png")
+        with atomic_path(out / "figures" / f"{stem}.png") as tmp:
+            tmp.write_bytes(png)
     md, page = out / "report.md", out / "report.html"
     write_text(md, markdown(comparison, figures))
     write_text(page, html_page(comparison, figures))

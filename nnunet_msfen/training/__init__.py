@@ -4,6 +4,7 @@ from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 from nnunet_msfen.training.nnUNetTrainerMSFEN_Adam import nnUNetTrainerMSFEN_Adam
 from nnunet_msfen.training.nnUNetTrainerMSFEN_EarlyStopping import nnUNetTrainerMSFEN_EarlyStopping
 from nnunet_msfen.training.nnUNetTrainerMSFEN_v1 import nnUNetTrainerMSFEN_v1
+from nnunet_msfen.training.modality_dropout import nnUNetTrainer_ModalityDropout, nnUNetTrainerMSFEN_ModalityDropout
 from nnunet_msfen.training.fixed_iterations import (nnUNetTrainer_Iterations, nnUNetTrainerMSFEN_Iterations,
                                                     nnUNetTrainerMSFEN_v1_Iterations)
 from nnunet_msfen.training.time_budget import nnUNetTrainer_TimeBudget, nnUNetTrainerMSFEN_TimeBudget
@@ -15,4 +16,5 @@ __all__ = ["nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_Adam", "nnUNetTrainerMSFEN_
            "nnUNetTrainerMSFEN_Smoke", "nnUNetTrainerMSFEN_5epochs", "nnUNetTrainerMSFEN_50epochs",
            "nnUNetTrainer_Smoke", "nnUNetTrainerMSFEN_Short", "nnUNetTrainer_Short", "nnUNetTrainerMSFEN_TimeBudget",
            "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN_v1", "nnUNetTrainer_Iterations",
-           "nnUNetTrainerMSFEN_Iterations", "nnUNetTrainerMSFEN_v1_Iterations"]
+           "nnUNetTrainerMSFEN_Iterations", "nnUNetTrainerMSFEN_v1_Iterations", "nnUNetTrainerMSFEN_ModalityDropout",
+           "nnUNetTrainer_ModalityDropout"]

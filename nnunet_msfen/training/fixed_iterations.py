@@ -8,7 +8,6 @@ iterations, the last one cut where the count is reached, nnU-Net's poly schedule
 budget, the result does not depend on how loaded the machine is.
 """
 import math
-import os
 from time import time
 
 import torch
@@ -16,23 +15,14 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 from nnunet_msfen.training.nnUNetTrainerMSFEN_v1 import nnUNetTrainerMSFEN_v1
-from nnunet_msfen.training.stopping import EndsEarly, StopTraining
+from nnunet_msfen.training.stopping import EndsEarly, StopTraining, positive_from_environment
 
 ITERATIONS_VARIABLE = "NNUNET_MSFEN_TRAIN_ITERATIONS"
 
 
 def training_iterations_from_environment() -> int:
     """The count from ``NNUNET_MSFEN_TRAIN_ITERATIONS``; ``ValueError`` naming the value if it is missing or bad."""
-    raw = os.environ.get(ITERATIONS_VARIABLE)
-    if raw is None:
-        raise ValueError(f"{ITERATIONS_VARIABLE} is not set: fixed-iteration trainers need it (e.g. 250)")
-    try:
-        iterations = int(raw)
-    except ValueError:
-        raise ValueError(f"{ITERATIONS_VARIABLE} must be a whole number of iterations, got {raw!r}") from None
-    if iterations < 1:
-        raise ValueError(f"{ITERATIONS_VARIABLE} must be >= 1, got {raw!r}")
-    return iterations
+    return positive_from_environment(ITERATIONS_VARIABLE, int, "whole number of iterations", "250")
 
 
 class FixedIterations(EndsEarly):

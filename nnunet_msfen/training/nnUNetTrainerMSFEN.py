@@ -19,15 +19,14 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
+from nnunet_msfen.network.from_plans import MSFEN_CLASS_NAME, UnsupportedPlansError, msfen_arch_kwargs
 from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
-
-MSFEN_CLASS_NAME = "nnunet_msfen.network.msfen_unet.MSFENUNet"
-PLAIN_CLASS_NAME = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 
 
 class nnUNetTrainerMSFEN(nnUNetTrainer):
-    """Builds ``MSFENUNet`` from whatever U-Net topology the plans hold (nnU-Net's default ``nnUNetPlans`` or our
-    ``nnUNetMSFENPlans``) and weighs the loss ``ce_weight * CE + dice_weight * Dice``.
+    """Builds ``MSFENUNet`` from the U-Net topology the plans hold (nnU-Net's default ``nnUNetPlans``, its
+    residual-encoder presets ``nnUNetResEncUNet{M,L,XL}Plans`` or our ``nnUNetMSFENPlans``; see
+    ``network/from_plans.py``) and weighs the loss ``ce_weight * CE + dice_weight * Dice``.
 
     Class attributes (override them in a subclass for a variant):
         ce_weight: the paper's lambda; binary cross-entropy for region-based datasets such as BraTS.
@@ -45,12 +44,27 @@ class nnUNetTrainerMSFEN(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
         if not self.learning_rate > 0:
             raise ValueError(f"{type(self).__name__}.learning_rate must be > 0, got {self.learning_rate!r}")
+        self._check_plans(plans, configuration)  # before nnU-Net creates the results folder: nothing left behind
+        super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = self.learning_rate
         if self.device.type == "cpu" and retain_freed_memory():
             self.print_to_log_file("CPU: freed memory stays in the process (nnunet_msfen.runtime.cpu_allocator)")
+
+    @classmethod
+    def _check_plans(cls, plans: dict, configuration: str) -> None:
+        """``RuntimeError`` (nnU-Net's type for unusable plans) naming the configuration, its network and the plans
+        that work, for plans MSFEN cannot take; unknown configurations are left to nnU-Net's own error."""
+        manager = PlansManager(plans)
+        if configuration not in manager.available_configurations:
+            return
+        config = manager.get_configuration(configuration)
+        try:
+            msfen_arch_kwargs(config.network_arch_class_name, config.network_arch_init_kwargs)
+        except UnsupportedPlansError as e:
+            raise RuntimeError(f"{cls.__name__} cannot train configuration '{configuration}' of plans "
+                               f"'{manager.plans_name}': {e}") from None
 
     @classmethod
     def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
@@ -58,13 +72,15 @@ class nnUNetTrainerMSFEN(nnUNetTrainer):
                                    enable_deep_supervision: bool = True) -> nn.Module:
         # a classmethod (nnU-Net declares a staticmethod) so that variants change the network through class
         # attributes; nnU-Net calls it as trainer_class.build_network_architecture(...) in inference too.
-        class_name = configuration_manager.network_arch_class_name
-        arch_kwargs = dict(configuration_manager.network_arch_init_kwargs)
-        if class_name not in (PLAIN_CLASS_NAME, MSFEN_CLASS_NAME):
-            raise RuntimeError(
-                f"nnUNetTrainerMSFEN builds MSFENUNet from U-Net plans (network_class_name {PLAIN_CLASS_NAME} or "
-                f"{MSFEN_CLASS_NAME}); configuration '{configuration_manager.configuration}' plans "
-                f"{class_name}. Use nnUNetPlans (nnUNetv2_plan_and_preprocess) or nnUNetMSFENPlans (nnunet-msfen plan).")
+        try:
+            arch_kwargs = msfen_arch_kwargs(configuration_manager.network_arch_class_name,
+                                            configuration_manager.network_arch_init_kwargs)
+        except UnsupportedPlansError as e:
+            name = next((n for n in plans_manager.available_configurations
+                         if plans_manager.get_configuration(n).configuration == configuration_manager.configuration),
+                        configuration_manager.data_identifier)
+            raise RuntimeError(f"{cls.__name__} cannot build configuration '{name}' of plans "
+                               f"'{plans_manager.plans_name}': {e}") from None
         arch_kwargs.update({"bottleneck_dropout": cls.bottleneck_dropout, **cls.network_kwargs})
         return get_network_from_plans(MSFEN_CLASS_NAME, arch_kwargs,
                                       configuration_manager.network_arch_init_kwargs_req_import,

@@ -6,7 +6,12 @@ stops early raises ``StopTraining`` from ``on_epoch_end`` (after the epoch is lo
 ``nnUNetv2_train`` then runs the final validation as after any training, so ``nnUNetv2_predict`` and
 ``nnUNetv2_find_best_configuration`` work on the result.
 """
+import os
+from typing import Callable, TypeVar
+
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+Number = TypeVar("Number", int, float)
 
 
 class StopTraining(Exception):
@@ -21,3 +26,18 @@ class EndsEarly(nnUNetTrainer):
             super().run_training()
         except StopTraining:
             self.on_train_end()
+
+
+def positive_from_environment(variable: str, parse: Callable[[str], Number], what: str, example: str) -> Number:
+    """The positive number in environment variable ``variable`` (nnUNetv2_train has no flag for a budget);
+    ``ValueError`` naming the variable and the value when it is unset, not a ``what`` or not positive."""
+    raw = os.environ.get(variable)
+    if raw is None:
+        raise ValueError(f"{variable} is not set: these trainers need it ({what}, e.g. {example})")
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise ValueError(f"{variable} must be a {what}, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{variable} must be > 0, got {raw!r}")
+    return value

@@ -10,7 +10,6 @@ it, so the learning rate anneals to ~0 when the budget runs out, as in a full nn
 is summed from the logged epoch timestamps, so ``--c`` continues the same budget.
 """
 import math
-import os
 from time import time
 from typing import Dict
 
@@ -18,23 +17,14 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
-from nnunet_msfen.training.stopping import EndsEarly, StopTraining
+from nnunet_msfen.training.stopping import EndsEarly, StopTraining, positive_from_environment
 
 BUDGET_VARIABLE = "NNUNET_MSFEN_TRAIN_MINUTES"
 
 
 def training_minutes_from_environment() -> float:
     """The budget in minutes from ``NNUNET_MSFEN_TRAIN_MINUTES``; ``ValueError`` naming the value if it is bad."""
-    raw = os.environ.get(BUDGET_VARIABLE)
-    if raw is None:
-        raise ValueError(f"{BUDGET_VARIABLE} is not set: time-budget trainers need it (minutes of training, e.g. 10)")
-    try:
-        minutes = float(raw)
-    except ValueError:
-        raise ValueError(f"{BUDGET_VARIABLE} must be a number of minutes, got {raw!r}") from None
-    if not minutes > 0:
-        raise ValueError(f"{BUDGET_VARIABLE} must be > 0, got {raw!r}")
-    return minutes
+    return positive_from_environment(BUDGET_VARIABLE, float, "number of minutes", "10")
 
 
 class TimeBudget(EndsEarly):

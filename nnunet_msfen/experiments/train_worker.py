@@ -1,6 +1,6 @@
 """One training of ``nnunet-msfen benchmark-accuracy``, run in its own process:
 
-    python -m nnunet_msfen.benchmark.train_worker DATASET CONFIG FOLD TRAINER PLANS DEVICE SEED [--c]
+    python -m nnunet_msfen.experiments.train_worker DATASET CONFIG FOLD TRAINER PLANS DEVICE SEED [--c]
 
 What ``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS -device DEVICE [--c]`` does, with three changes:
 
@@ -15,12 +15,13 @@ What ``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS -device DEVICE [-
 """
 import json
 import multiprocessing
-import os
 import random
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from nnunet_msfen.io.atomic import write_text
 
 STATS_FILE = "benchmark_training.json"
 
@@ -105,9 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.backends.cudnn.benchmark = True
     trainer.run_training()
     stats = training_stats(trainer, time.monotonic() - start)
-    out = Path(trainer.output_folder) / STATS_FILE
-    out.with_suffix(".tmp").write_text(json.dumps(stats, indent=2))
-    os.replace(out.with_suffix(".tmp"), out)
+    # json.dumps, not write_json: a diverged training's NaN loss is recorded as it was logged
+    write_text(Path(trainer.output_folder) / STATS_FILE, json.dumps(stats, indent=2))
     return 0
 
 

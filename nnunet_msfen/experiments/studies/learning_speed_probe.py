@@ -1,12 +1,13 @@
-"""Learning-speed probe trainers behind docs/ablation.md section 6 (not part of the package).
+"""Learning-speed probe trainers behind docs/ablation.md section 6 (a study; no command of the package uses them).
 
 Each trains 3 epochs of 25 iterations (75 in all) on a poly schedule planned for 11 epochs, which is what the
 30-minute 2d run of section 5 planned, and stops (``StopTraining``); the pseudo-Dice nnU-Net logs after each epoch
 is the measure. Put this file's folder in ``nnUNet_extTrainer`` and train each with the benchmark's seeded worker
 (same batches in the same order for every variant; no final validation):
 
-    export nnUNet_extTrainer=$PWD/docs/scripts nnUNet_n_proc_DA=1 PYTHONHASHSEED=0  # + nnUNet_raw/_preprocessed/_results
-    python -m nnunet_msfen.benchmark.train_worker 901 2d all Probe_lr4 nnUNetPlans_bs12 cpu 0
+    export nnUNet_extTrainer=$PWD/nnunet_msfen/experiments/studies nnUNet_n_proc_DA=1 PYTHONHASHSEED=0 \
+        nnUNet_raw=... nnUNet_preprocessed=... nnUNet_results=...
+    python -m nnunet_msfen.experiments.train_worker 901 2d all Probe_lr4 nnUNetPlans_bs12 cpu 0
 """
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -19,7 +20,7 @@ from nnunet_msfen.training.stopping import EndsEarly, StopTraining
 class Probe(ShortSchedule, EndsEarly):
     """75 iterations of an 11-epoch poly schedule, 5 validation iterations per epoch, no checkpoints between."""
 
-    schedule = dict(num_epochs=11, num_iterations_per_epoch=25, num_val_iterations_per_epoch=5, save_every=100)
+    epochs, iterations_per_epoch, val_iterations_per_epoch, checkpoint_every = 11, 25, 5, 100
     stop_after_epochs = 3
 
     def on_epoch_end(self):

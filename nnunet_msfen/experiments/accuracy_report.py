@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-from nnunet_msfen.benchmark.accuracy_settings import AccuracyWorkdir
-from nnunet_msfen.benchmark.train_worker import STATS_FILE
-from nnunet_msfen.evaluation.regions import REGIONS
+from nnunet_msfen.labels import REGIONS
+from nnunet_msfen.experiments.accuracy_workdir import AccuracyWorkdir
+from nnunet_msfen.experiments.train_worker import STATS_FILE
+from nnunet_msfen.io.atomic import write_text
 
 
 def evaluate_trainer(wd: AccuracyWorkdir, trainer: str) -> Dict[str, object]:
@@ -111,5 +112,6 @@ def markdown(rows: List[Mapping], summary: Mapping[str, object]) -> str:
 def write_report(wd: AccuracyWorkdir, rows: List[Mapping]) -> None:
     """``accuracy.json`` (settings and rows) and ``accuracy.md`` in the workdir."""
     summary = settings_summary(wd)
-    wd.report_json.write_text(json.dumps({"settings": summary, "results": list(rows)}, indent=2))
-    wd.report_md.write_text(markdown(rows, summary))
+    # json.dumps, not write_json: a diverged training's NaN loss (in "training") is kept as it was logged
+    write_text(wd.report_json, json.dumps({"settings": summary, "results": list(rows)}, indent=2))
+    write_text(wd.report_md, markdown(rows, summary))

@@ -1,5 +1,5 @@
 """How nnU-Net's connected-component postprocessing changes the equal-budget comparison of docs/ablation.md section 7
-(not part of the package).
+(a study; no command of the package uses it).
 
 After 30 minutes of 2-core training both 2d models leave hundreds of small false-positive whole-tumour components
 per case. nnU-Net's ``nnUNetv2_find_best_configuration`` may then choose to keep only the largest foreground
@@ -8,7 +8,7 @@ applied to every test prediction of both trainers, unconditionally, and the pair
 postprocessed predictions. It is a sensitivity check, not a tuned postprocessing: applying a rule chosen on the
 test cases would flatter both models alike.
 
-    python docs/scripts/largest_component_study.py WORKDIR_OR_PRED_DIR... -o OUT.json
+    python -m nnunet_msfen.experiments.studies.largest_component_study WORKDIR_OR_PRED_DIR... -o OUT.json
 
 Each argument is a ``benchmark-accuracy`` workdir (all its trainers) or one ``predictions/TRAINER__PLANS__CONFIG``
 folder of a workdir (that trainer only); references are the workdir's ``nnUNet_raw/DatasetNNN_AccuracyTest/labelsTr``.
@@ -23,11 +23,13 @@ import numpy as np
 from nnunetv2.postprocessing.remove_connected_components import remove_all_but_largest_component_from_segmentation
 from scipy import ndimage
 
-from nnunet_msfen.benchmark.accuracy_settings import DEFAULT_TRAINERS as TRAINERS, TEST_NAME, TRAINER_ALIASES
 from nnunet_msfen.evaluation.comparison import stats_table
 from nnunet_msfen.evaluation.evaluate import evaluate_arrays
-from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases, read_segmentation, spacing_zyx
-from nnunet_msfen.evaluation.regions import CONVENTIONS, REGIONS
+from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases
+from nnunet_msfen.io.images import read_image, spacing_zyx
+from nnunet_msfen.labels import CONVENTIONS, REGIONS
+from nnunet_msfen.experiments.accuracy_settings import DEFAULT_TRAINERS as TRAINERS, TEST_NAME, TRAINER_ALIASES
+from nnunet_msfen.io.atomic import write_text
 
 TUMOUR_LABELS = list(CONVENTIONS["nnunet"]["WT"])  # the whole tumour: every tumour label together
 BASE_TRAINER = {variant: base for base, variant in TRAINER_ALIASES.items()}  # nnUNetTrainer_TimeBudget -> nnUNetTrainer
@@ -55,13 +57,15 @@ def wt_components(seg: np.ndarray) -> int:
 
 
 def study(sources: List[Path]) -> Dict:
+    """Per case and trainer the metrics of the raw and the largest-component predictions, the whole-tumour
+    component counts, and the paired statistics of both variants; ``ValueError`` for a case seen twice."""
     per_case: Dict[str, Dict[str, Dict]] = {f"{t} {v}": {} for t in TRAINERS for v in ("raw", "largest")}
     components: Dict[str, Dict[str, int]] = {t: {} for t in TRAINERS}
     for source in sources:
         for trainer, pred_dir, ref_dir in prediction_folders(source):
             for case in list_cases(pred_dir):
-                pred, geometry = read_segmentation(pred_dir / (case + SEG_SUFFIX))
-                ref, _ = read_segmentation(ref_dir / (case + SEG_SUFFIX))
+                pred, geometry = read_image(pred_dir / (case + SEG_SUFFIX), label=True)
+                ref, _ = read_image(ref_dir / (case + SEG_SUFFIX), label=True)
                 if case in per_case[f"{trainer} raw"]:
                     raise ValueError(f"{case} appears twice for {trainer} (second time in {pred_dir})")
                 largest = remove_all_but_largest_component_from_segmentation(pred, TUMOUR_LABELS)
@@ -80,6 +84,7 @@ def study(sources: List[Path]) -> Dict:
 
 
 def print_summary(result: Dict) -> None:
+    """The paired Dice and HD95 rows of both variants, one line each."""
     for variant, rows in result["tables"].items():
         print(f"\n{variant}: mean A (nnUNetTrainer) / B (MSFEN), B - A [95% CI], Wilcoxon p, Holm p")
         for r in rows:
@@ -90,13 +95,14 @@ def print_summary(result: Dict) -> None:
 
 
 def main(argv: List[str]) -> int:
+    """Run the study on the sources in ``argv`` and write ``-o``; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     result = study(args.sources)
     print_summary(result)
-    args.output.write_text(json.dumps(result, indent=1))
+    write_text(args.output, json.dumps(result, indent=1))
     return 0
 
 

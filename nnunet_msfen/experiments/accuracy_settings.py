@@ -1,11 +1,8 @@
-"""What decides a ``benchmark-accuracy`` run (``AccuracySettings``) and the working folder it writes
-(``AccuracyWorkdir``): nnU-Net's three folders, predictions, logs, the report, and a record of the finished
-steps so that a rerun skips them.
+"""What decides a ``benchmark-accuracy`` run (``AccuracySettings``): the source folders, the configuration, the
+budget, the trainers (and the time-budget or fixed-iteration variants their names map to), plans, seed and device.
+The working folder it writes is ``accuracy_workdir.AccuracyWorkdir``.
 """
-import json
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -18,12 +15,7 @@ ITERATION_ALIASES = {"nnUNetTrainer": "nnUNetTrainer_Iterations", "nnUNetTrainer
 DEFAULT_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerMSFEN")
 DEVICES = ("cpu", "cuda")
 FOLD = "all"  # every training case trains; the test folder is the only held-out data
-MARKER = ".nnunet-msfen-accuracy.json"
 TRAIN_NAME, TEST_NAME = "AccuracyTrain", "AccuracyTest"
-
-
-class WorkdirError(Exception):
-    """The workdir cannot be used: not ours, or made for other source folders."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +110,12 @@ class AccuracySettings:
 
     @property
     def train_dataset(self) -> str:
+        """nnU-Net's name of the training dataset, ``DatasetIII_AccuracyTrain``."""
         return f"Dataset{self.dataset_id:03d}_{TRAIN_NAME}"
 
     @property
     def test_dataset(self) -> str:
+        """nnU-Net's name of the test dataset, ``Dataset(III+1)_AccuracyTest``."""
         return f"Dataset{self.dataset_id + 1:03d}_{TEST_NAME}"
 
     def training_key(self, trainer: str) -> Dict[str, object]:
@@ -133,92 +127,5 @@ class AccuracySettings:
         return key
 
     def prediction_key(self, trainer: str) -> Dict[str, object]:
+        """Everything a prediction depends on: the training's key and test-time mirroring."""
         return {**self.training_key(trainer), "tta": self.tta}
-
-
-class AccuracyWorkdir:
-    """Paths under ``root`` and the record of finished steps (``.nnunet-msfen-accuracy.json``)."""
-
-    def __init__(self, root: Path, settings: AccuracySettings):
-        self.root = Path(root).absolute()
-        self.settings = settings
-        self.raw = self.root / "nnUNet_raw"
-        self.preprocessed = self.root / "nnUNet_preprocessed"
-        self.results = self.root / "nnUNet_results"
-        self.logs = self.root / "logs"
-        self.report_json = self.root / "accuracy.json"
-        self.report_md = self.root / "accuracy.md"
-
-    @property
-    def train_raw(self) -> Path:
-        return self.raw / self.settings.train_dataset
-
-    @property
-    def test_raw(self) -> Path:
-        return self.raw / self.settings.test_dataset
-
-    @property
-    def train_preprocessed(self) -> Path:
-        return self.preprocessed / self.settings.train_dataset
-
-    def fold_dir(self, trainer: str) -> Path:
-        s = self.settings
-        return self.results / s.train_dataset / f"{trainer}__{s.plans}__{s.config}" / f"fold_{FOLD}"
-
-    def predictions(self, trainer: str) -> Path:
-        s = self.settings
-        return self.root / "predictions" / f"{trainer}__{s.plans}__{s.config}"
-
-    def evaluation(self, trainer: str) -> Path:
-        s = self.settings
-        return self.root / "evaluation" / f"{trainer}__{s.plans}__{s.config}.json"
-
-    def nnunet_env(self, **extra: str) -> Dict[str, str]:
-        """Environment of nnU-Net's subprocesses: the workdir's folders, 2 worker processes for nnU-Net's pools,
-        the augmentation workers and ``PYTHONHASHSEED`` of the settings."""
-        return {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
-                "nnUNet_results": str(self.results), "nnUNet_def_n_proc": "2",
-                "nnUNet_n_proc_DA": str(self.settings.da_processes), "PYTHONHASHSEED": str(self.settings.seed),
-                **extra}
-
-    # --- record ------------------------------------------------------------------------------------------------
-    def prepare(self) -> None:
-        """Create the folder; ``WorkdirError`` when it holds someone else's files or other sources."""
-        marker = self.root / MARKER
-        if self.root.exists() and not self.root.is_dir():
-            raise WorkdirError(f"workdir {self.root} exists and is not a folder")
-        if self.root.is_dir() and not marker.is_file() and any(self.root.iterdir()):
-            raise WorkdirError(f"workdir {self.root} is not empty and was not made by benchmark-accuracy (no "
-                               f"{MARKER}); choose a new or empty folder")
-        sources = {"train": str(Path(self.settings.train).resolve()), "test": str(Path(self.settings.test).resolve()),
-                   "dataset_id": self.settings.dataset_id}
-        record = self.load() if marker.is_file() else {"sources": sources}
-        if record.get("sources") != sources:
-            raise WorkdirError(f"workdir {self.root} was made for {record.get('sources')}, not {sources}; "
-                               f"use another --workdir")
-        for d in (self.raw, self.preprocessed, self.results, self.logs):
-            d.mkdir(parents=True, exist_ok=True)
-        self.save(record)
-
-    def load(self) -> Dict:
-        return json.loads((self.root / MARKER).read_text())
-
-    def save(self, record: Dict) -> None:
-        tmp = self.root / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, self.root / MARKER)
-
-    def note(self, section: str, name: str, value: object) -> None:
-        """Record ``value`` under ``record[section][name]``."""
-        record = self.load()
-        record.setdefault(section, {})[name] = value
-        self.save(record)
-
-    def noted(self, section: str, name: str) -> object:
-        return self.load().get(section, {}).get(name)
-
-    def clear_training(self, trainer: str) -> None:
-        """Delete a training (and its predictions) that must be redone from scratch."""
-        for path in (self.fold_dir(trainer), self.predictions(trainer)):
-            if path.is_dir():
-                shutil.rmtree(path)

@@ -36,9 +36,12 @@ import argparse
 import contextlib
 import io
 import time
+import traceback
 from pathlib import Path
+from typing import Optional, Sequence
 
-from nnunet_msfen.benchmark.accuracy_settings import CONFIGURATIONS, DEFAULT_TRAINERS, DEVICES, AccuracySettings
+from nnunet_msfen.errors import CommandError, StepError, WorkdirError
+from nnunet_msfen.experiments.accuracy_settings import CONFIGURATIONS, DEFAULT_TRAINERS, DEVICES, AccuracySettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,19 +74,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="nnU-Net augmentation workers (default 1: identical batches for every trainer)")
 
 
-def check_trainers(names) -> None:
-    """``ValueError`` naming each trainer nnU-Net cannot find (nnU-Net's own lookup, quietly)."""
+NOT_FOUND = "Could not find requested nnunet trainer"  # how nnunetv2 2.8.1's RuntimeError for an unknown name starts
+
+
+def _where(error: BaseException) -> str:
+    """``Type: message (at file:line)``, the line being where the error was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{at}"
+
+
+def find_trainer(name: str) -> Optional[type]:
+    """nnU-Net's trainer class ``name`` (its own lookup, quietly), or ``None`` when there is no such trainer class.
+    A lookup that fails for another reason (a trainer module that does not import, for one) is a
+    ``CommandError`` that names the real error: it must not read as a missing class."""
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    missing = []
-    for name in names:
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                found = recursive_find_trainer_class_by_name(name)
-            except Exception:  # nnU-Net raises RuntimeError (and asserts) for unknown names
-                found = None
-        if found is None:
-            missing.append(name)
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return recursive_find_trainer_class_by_name(name)
+        except RuntimeError as e:
+            if str(e).startswith(NOT_FOUND):
+                return None
+            error: Exception = e
+        except AssertionError:  # nnU-Net found a class of that name, but it is no nnUNetTrainer
+            return None
+        except Exception as e:
+            error = e
+    raise CommandError(f"nnU-Net's lookup of trainer {name!r} failed: {_where(error)}") from error
+
+
+def check_trainers(names: Sequence[str]) -> None:
+    """``ValueError`` naming each trainer nnU-Net cannot find; ``CommandError`` when a lookup fails (find_trainer)."""
+    missing = [name for name in names if find_trainer(name) is None]
     if missing:
         raise ValueError(f"nnU-Net finds no trainer class named {', '.join(map(repr, missing))} (in nnunetv2 or "
                          f"nnUNet_extTrainer)")
@@ -91,8 +114,6 @@ def check_trainers(names) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen benchmark-accuracy``."""
-    from nnunet_msfen.errors import CommandError
-
     device = args.device
     if device is None:
         import torch
@@ -112,11 +133,9 @@ def run(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise CommandError("--device cuda: torch finds no CUDA device here")
 
-    from nnunet_msfen.benchmark.accuracy import run_benchmark
-    from nnunet_msfen.benchmark.accuracy_report import format_table
-    from nnunet_msfen.benchmark.accuracy_settings import WorkdirError
     from nnunet_msfen.dataset_conversion.errors import BratsConversionError
-    from nnunet_msfen.demo.steps import StepError
+    from nnunet_msfen.experiments.accuracy import run_benchmark
+    from nnunet_msfen.experiments.accuracy_report import format_table
 
     start = time.monotonic()
     print(f"benchmark-accuracy in {args.workdir.absolute()}: {', '.join(settings.nnunet_trainers)}; {settings.config}, "

@@ -8,7 +8,7 @@ from typing import Callable, Dict, List
 from nnunet_msfen.demo import steps
 from nnunet_msfen.demo.settings import STEPS, DemoSettings
 from nnunet_msfen.demo.workdir import DemoWorkdir
-from nnunet_msfen.evaluation.regions import REGIONS
+from nnunet_msfen.labels import REGIONS
 
 TITLES = {"phantom": "generate phantom cases", "convert": "convert-brats (imagesTr/labelsTr, imagesTs/labelsTs)",
           "plan": "plan and preprocess (nnunet-msfen plan, 3d_fullres)", "train": "train on the CPU (nnUNetv2_train)",
@@ -30,8 +30,8 @@ class DemoResult:
 
 def run_demo(settings: DemoSettings, workdir: Path, fresh: bool = False,
              say: Callable[[str], None] = print) -> DemoResult:
-    """Run (or finish) the demo in ``workdir``; returns the scores. Raises ``steps.StepError`` when a step
-    fails and ``workdir.WorkdirError`` when the folder cannot be used."""
+    """Run (or finish) the demo in ``workdir``; returns the scores. Raises ``nnunet_msfen.errors.StepError`` when
+    a step fails and ``nnunet_msfen.errors.WorkdirError`` when the folder cannot be used."""
     wd = DemoWorkdir(workdir, settings)
     wd.prepare(fresh=fresh)
     todo = wd.steps_to_run()

@@ -13,8 +13,8 @@ import argparse
 from pathlib import Path
 from typing import List, Mapping
 
-from nnunet_msfen.benchmark.accuracy_settings import DEFAULT_TRAINERS
-from nnunet_msfen.evaluation.regions import REGIONS
+from nnunet_msfen.labels import REGIONS
+from nnunet_msfen.experiments.accuracy_settings import DEFAULT_TRAINERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +57,8 @@ def _markdown_table(table: List[List[str]]) -> List[str]:
 
 def markdown(pooled: Mapping) -> str:
     """The pooled report as Markdown."""
-    from nnunet_msfen.benchmark.accuracy_pool import case_table
     from nnunet_msfen.evaluation.report import stats_rows
+    from nnunet_msfen.experiments.accuracy_pool import case_table
 
     a, b = pooled["names"]
     n_splits = len({tuple(s["cases"]) for s in pooled["splits"]})
@@ -74,9 +74,9 @@ def markdown(pooled: Mapping) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen pool-accuracy``."""
-    from nnunet_msfen.benchmark.accuracy_pool import load_source, pool
     from nnunet_msfen.errors import CommandError
-    from nnunet_msfen.evaluation.io import write_json, write_text
+    from nnunet_msfen.experiments.accuracy_pool import load_source, pool
+    from nnunet_msfen.io.atomic import write_json, write_text
 
     try:
         runs = [run for source in args.sources for run in load_source(source)]

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from nnunet_msfen.benchmark.accuracy_settings import TRAINER_ALIASES
 from nnunet_msfen.evaluation.comparison import overall_verdict, stats_table
 from nnunet_msfen.evaluation.evaluate import mean_results
-from nnunet_msfen.evaluation.regions import REGIONS
+from nnunet_msfen.labels import REGIONS
+from nnunet_msfen.experiments.accuracy_settings import TRAINER_ALIASES
 
 REPORT_FILE = "accuracy.json"
 EVALUATION_FOLDER = "evaluation"

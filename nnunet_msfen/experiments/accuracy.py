@@ -5,23 +5,26 @@ the steps and their order.
    (labels in nnU-Net's convention, so the test labels are scored as converted).
 2. ``nnUNetv2_plan_and_preprocess -c CONFIG`` on the training dataset; with ``--batch-size N`` a copy of the plans,
    ``nnUNetPlans_bsN``, that differs only in the configuration's batch size (same preprocessed data).
-3. For each trainer: train on fold ``all`` for the budget or the iterations (train_worker.py: seeded, without nnU-Net's final
-   validation), then ``nnUNetv2_predict`` the test images with the final checkpoint.
+3. For each trainer: train on fold ``all`` for the budget or the iterations (train_worker.py: seeded, without nnU-Net's
+   final validation), then ``nnUNetv2_predict`` the test images with the final checkpoint
+   (``nnunet_msfen.pipeline.predict``).
 4. Evaluate each trainer's predictions against the test labels; the report (accuracy_report.py).
 
 Every step that is done is skipped on a rerun (conversion case by case; a training whose settings are unchanged
 resumes from its last checkpoint with ``--c``); evaluation and report are recomputed (seconds).
 """
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from nnunet_msfen.benchmark.accuracy_settings import FOLD, TEST_NAME, TRAIN_NAME, AccuracySettings, AccuracyWorkdir
-from nnunet_msfen.demo.steps import StepError, environment, run_streamed, script
+from nnunet_msfen.errors import StepError
+from nnunet_msfen.experiments.accuracy_settings import FOLD, TEST_NAME, TRAIN_NAME, AccuracySettings
+from nnunet_msfen.experiments.accuracy_workdir import AccuracyWorkdir
+from nnunet_msfen.io.atomic import write_text
+from nnunet_msfen.pipeline.predict import predict as predict_folder
+from nnunet_msfen.pipeline.runner import environment, run_streamed, script
 
 Say = Callable[[str], None]
 
@@ -42,10 +45,8 @@ def write_batch_size_plans(dataset_preprocessed: Path, config: str, batch_size: 
     identifier = f"{source_plans}_bs{batch_size}"
     plans["plans_name"] = identifier
     plans["configurations"][config]["batch_size"] = batch_size
-    out = source.with_name(f"{identifier}.json")
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(plans, indent=2))
-    os.replace(tmp, out)
+    # as json.dumps, not write_json: nnU-Net's own plans writer lets NaN through, and a copy must not fail on it
+    write_text(source.with_name(f"{identifier}.json"), json.dumps(plans, indent=2))
     return identifier
 
 
@@ -84,7 +85,7 @@ def train(wd: AccuracyWorkdir, trainer: str, say: Say) -> None:
     else:
         wd.clear_training(trainer)
     wd.note("started", trainer, key)
-    cmd = [sys.executable, "-m", "nnunet_msfen.benchmark.train_worker", str(s.dataset_id), s.config, FOLD, trainer,
+    cmd = [sys.executable, "-m", "nnunet_msfen.experiments.train_worker", str(s.dataset_id), s.config, FOLD, trainer,
            s.plans, s.device, str(s.seed)] + (["--c"] if resume else [])
     run_streamed(cmd, wd.nnunet_env(**s.budget_environment), wd.logs / f"train_{trainer}.log")
     if not (fold_dir / "checkpoint_final.pth").is_file():
@@ -93,25 +94,11 @@ def train(wd: AccuracyWorkdir, trainer: str, say: Say) -> None:
 
 
 def predict(wd: AccuracyWorkdir, trainer: str) -> None:
-    """``nnUNetv2_predict`` the test images with the final checkpoint into a scratch folder renamed when
-    every case is there."""
+    """``nnUNetv2_predict`` the test images with the final checkpoint (``nnunet_msfen.pipeline.predict``)."""
     s = wd.settings
-    out = wd.predictions(trainer)
-    scratch = out.with_name(out.name + ".partial")
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [script("nnUNetv2_predict"), "-i", str(wd.test_raw / "imagesTr"), "-o", str(scratch),
-           "-d", str(s.dataset_id), "-c", s.config, "-f", FOLD, "-tr", trainer, "-p", s.plans,
-           "-chk", "checkpoint_final.pth", "-device", s.device, "-npp", "1", "-nps", "1"]
-    run_streamed(cmd + ([] if s.tta else ["--disable_tta"]), wd.nnunet_env(), wd.logs / f"predict_{trainer}.log")
-    expected = {p.name for p in (wd.test_raw / "labelsTr").glob("*.nii.gz")}
-    missing = sorted(expected - {p.name for p in scratch.glob("*.nii.gz")})
-    if missing:
-        raise StepError(f"nnUNetv2_predict wrote no prediction for {missing}; see {wd.logs}")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(scratch, out)
+    predict_folder(wd.test_raw / "imagesTr", wd.predictions(trainer), wd.test_raw / "labelsTr",
+                   dataset_id=s.dataset_id, configuration=s.config, trainer=trainer, plans=s.plans, folds=[FOLD],
+                   env=wd.nnunet_env(), log=wd.logs / f"predict_{trainer}.log", device=s.device, tta=s.tta)
     wd.note("predicted", trainer, s.prediction_key(trainer))
 
 
@@ -128,7 +115,7 @@ def run_benchmark(settings: AccuracySettings, workdir: Path, say: Say = print) -
     """Run (or finish) the benchmark in ``workdir``; returns the report's rows, one per trainer, and writes
     ``accuracy.json`` and ``accuracy.md``. Raises ``StepError`` when a step fails and ``WorkdirError`` when
     the folder cannot be used."""
-    from nnunet_msfen.benchmark.accuracy_report import evaluate_trainer, write_report
+    from nnunet_msfen.experiments.accuracy_report import evaluate_trainer, write_report
 
     wd = AccuracyWorkdir(workdir, settings)
     wd.prepare()

@@ -1,0 +1,1 @@
+"""Prediction beyond nnUNetv2_predict: cases with missing MRI sequences (``nnunet-msfen predict``)."""

@@ -1,0 +1,154 @@
+"""Predict cases with any subset of the four MRI sequences (``nnunet-msfen predict``).
+
+    nnunet-msfen predict -i IN -o OUT -d ID -c CONFIG -tr TRAINER [-p PLANS] [-f FOLDS] [-chk CHECKPOINT]
+                         [--missing t1 t1ce t2 flair] [--save-attention] [-device cpu|cuda] [--disable_tta]
+                         [--overwrite]
+
+IN holds cases in nnU-Net's naming (CASE_0000.nii.gz ... _0003) or as BraTS case folders; any sequence file may be
+absent. A missing sequence is replaced by an all-zero image of the case's geometry (nnU-Net's normalisation keeps it
+zero), and the case is predicted by nnU-Net's own predictor (preprocessing, sliding window with Gaussian
+weighting, test-time mirroring, ensembling over folds, export). ``--missing`` leaves named sequences out on purpose
+(for studies). Every case with a missing sequence is listed, and ``OUT/missing_sequences.json`` records them.
+
+--save-attention writes ``OUT/attention/CASE.json``: the MSFEN stem's weight per sequence (``last_modality_weights``),
+averaged over the patches of the case: which sequences the model leaned on (0 for a missing one).
+"""
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict
+
+from nnunet_msfen.errors import CommandError
+from nnunet_msfen.inference.sequences import SEQUENCES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nnunet-msfen predict`` (nnU-Net's spelling, as in nnUNetv2_predict, plus ours)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument("-i", "--input", required=True, type=Path, help="folder of cases (nnU-Net or BraTS naming)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="folder for the segmentations")
+    parser.add_argument("-d", "--dataset-id", dest="dataset", required=True, help="dataset id or name")
+    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 3d_fullres")
+    parser.add_argument("-tr", "--trainer", required=True, help="trainer class, e.g. nnUNetTrainerMSFEN")
+    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], help="folds (default 0-4)")
+    parser.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
+    parser.add_argument("--missing", nargs="+", default=[], metavar="SEQUENCE",
+                        help=f"leave these sequences out of every case ({', '.join(SEQUENCES)})")
+    parser.add_argument("--save-attention", action="store_true",
+                        help="write the stem's weight per sequence and case to OUT/attention/ (MSFEN only)")
+    parser.add_argument("-device", "--device", dest="device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda when available")
+    parser.add_argument("--disable_tta", "--disable-tta", dest="disable_tta", action="store_true",
+                        help="no test-time mirroring")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``nnunet-msfen predict``."""
+    from nnunet_msfen.inference.sequences import drop_sequences, find_cases
+
+    try:
+        cases = find_cases(args.input)
+        drop_sequences(cases, args.missing)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    out = args.output
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
+        raise CommandError(f"output {out} exists and is not an empty folder; pass --overwrite to write into it")
+    incomplete = [c for c in cases if c.missing]
+    for c in incomplete:
+        how = f" (left out on purpose: {', '.join(c.dropped)})" if c.dropped else ""
+        print(f"{c.case_id}: missing {', '.join(c.missing)}{how}; predicted with zeros in their place", flush=True)
+    predictor = _predictor(args)
+    attention = _AttentionRecorder(predictor.network) if args.save_attention else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CommandError(f"cannot create output folder {out}: {e.strerror}") from None
+    with tempfile.TemporaryDirectory(prefix="nnunet_msfen_predict_") as scratch:
+        for case in cases:
+            _predict_case(predictor, case, Path(scratch), out, attention)
+    from nnunet_msfen.io.atomic import write_json
+
+    write_json(out / "missing_sequences.json", {c.case_id: {"missing": c.missing, "left_out": c.dropped}
+                                                 for c in incomplete})
+    print(f"{len(cases)} case(s) predicted into {out}; {len(incomplete)} with missing sequences", flush=True)
+    return 0
+
+
+def _predictor(args: argparse.Namespace):
+    """nnU-Net's predictor for the trained model folder, or ``CommandError`` naming what is missing."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CommandError("-device cuda: torch finds no CUDA device here")
+    try:
+        model = get_output_folder(maybe_convert_to_dataset_name(args.dataset), args.trainer, args.plans,
+                                  args.configuration)
+    except RuntimeError as e:  # unknown dataset, unset nnUNet_results
+        raise CommandError(str(e)) from None
+    if not Path(model).is_dir():
+        raise CommandError(f"no trained model at {model} (check -d, -tr, -p, -c and nnUNet_results)")
+    folds = [f if f == "all" else int(f) for f in args.folds]
+    missing = [f for f in folds if not (Path(model) / f"fold_{f}" / args.checkpoint).is_file()]
+    if missing:
+        raise CommandError(f"{args.checkpoint} missing for fold(s) {missing} in {model}")
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=not args.disable_tta,
+                                perform_everything_on_device=device == "cuda", device=torch.device(device),
+                                verbose=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(model), folds, args.checkpoint)
+    if args.save_attention and not any(hasattr(m, "last_modality_weights") for m in predictor.network.modules()):
+        raise CommandError(f"--save-attention: {args.trainer}'s network has no modality stem (MSFEN's trainers have)")
+    return predictor
+
+
+class _AttentionRecorder:
+    """Sums the stem's modality weights over every forward pass (patches, mirrorings, folds) since ``reset``."""
+
+    def __init__(self, network):
+        stem = next(m for m in network.modules() if hasattr(m, "last_modality_weights"))
+        stem.register_forward_hook(self._hook)
+        self.reset()
+
+    def _hook(self, module, inputs, output) -> None:
+        if module.last_modality_weights is not None:
+            self.total = self.total + module.last_modality_weights.sum(dim=0).cpu()
+            self.count += module.last_modality_weights.shape[0]
+
+    def reset(self) -> None:
+        self.total, self.count = 0, 0
+
+    def mean(self) -> Dict[str, float]:
+        return {s: float(w) / self.count for s, w in zip(SEQUENCES, self.total)} if self.count else {}
+
+
+def _predict_case(predictor, case, scratch: Path, out: Path, attention) -> None:
+    """Fill the case's missing sequences, read it with nnU-Net's reader and predict it into ``out``."""
+    from nnunet_msfen.inference.sequences import write_filled_case
+
+    folder = scratch / case.case_id
+    try:
+        files = write_filled_case(case, folder)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    reader = predictor.plans_manager.image_reader_writer_class()
+    data, properties = reader.read_images([str(f) for f in files])
+    if attention is not None:
+        attention.reset()
+    predictor.predict_single_npy_array(data, properties, None, str(out / case.case_id), False)
+    if attention is not None:
+        from nnunet_msfen.io.atomic import write_json
+
+        write_json(out / "attention" / f"{case.case_id}.json",
+                   {"case": case.case_id, "missing": case.missing, "weights": attention.mean(),
+                    "forward_passes": attention.count})
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"  {case.case_id}: done", flush=True)
