@@ -3,6 +3,7 @@
 training on nnUNetMSFENPlans."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,3 +134,33 @@ def test_inference_time_of_a_trained_fold(cross_validation):
     assert 0 < inference_time(fold_dir, images, repeats=1) < 300
     with pytest.raises(ValueError, match="no checkpoint_final.pth"):
         inference_time(fold_dir.parent / "fold_9", images)
+
+
+def test_predict_with_missing_sequences_and_attention(cross_validation, tmp_path):
+    ds = cross_validation
+    cases = case_ids(ds.test_labels)
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in ds.test_images.glob("*.nii.gz"):
+        if not f.name.startswith(cases[0]) or not f.name.endswith("_0001.nii.gz"):  # the first case has no T1ce
+            shutil.copy(f, src / f.name)
+    out = tmp_path / "out"
+    ds.run("nnunet-msfen", "predict", "-i", str(src), "-o", str(out), "-d", str(TRAIN_ID), "-c", "3d_fullres", "-tr",
+           TRAINER, "-f", "0", "1", "-device", "cpu", "--missing", "flair", "--save-attention", "--disable_tta")
+    _assert_predictions_match_inputs(ds, out)
+    missing = json.loads((out / "missing_sequences.json").read_text())
+    assert missing[cases[0]] == {"missing": ["t1ce", "flair"], "left_out": ["flair"]}
+    assert missing[cases[1]] == {"missing": ["flair"], "left_out": ["flair"]}
+    weights = json.loads((out / "attention" / f"{cases[0]}.json").read_text())["weights"]
+    assert weights["t1ce"] == 0 and weights["flair"] == 0 and weights["t1"] > 0 and weights["t2"] > 0
+    assert abs(sum(weights.values()) - 4) < 1e-4
+    # nnU-Net's own predictor takes an all-zero image in place of the missing sequence, as the command does
+    zero_filled = tmp_path / "zero_filled"
+    zero_filled.mkdir()
+    for f in src.glob(f"{cases[0]}_*.nii.gz"):
+        shutil.copy(f, zero_filled / f.name)
+    t1 = sitk.ReadImage(str(zero_filled / f"{cases[0]}_0000.nii.gz"))
+    sitk.WriteImage(sitk.Cast(t1, sitk.sitkFloat32) * 0, str(zero_filled / f"{cases[0]}_0001.nii.gz"))
+    ds.run("nnUNetv2_predict", "-i", str(zero_filled), "-o", str(tmp_path / "nnunet"), "-d", str(TRAIN_ID), "-c",
+           "3d_fullres", "-tr", TRAINER, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta")
+    assert case_ids(tmp_path / "nnunet") == [cases[0]]

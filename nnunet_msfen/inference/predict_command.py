@@ -14,8 +14,6 @@ weighting, test-time mirroring, ensembling over folds, export). ``--missing`` le
 averaged over the patches of the case: which sequences the model leaned on (0 for a missing one).
 """
 import argparse
-import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Dict
@@ -49,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen predict``."""
-    from nnunet_msfen.inference.sequences import drop_sequences, find_cases
+    from nnunet_msfen.inference.sequences import drop_sequences, find_cases, write_filled_case
+    from nnunet_msfen.io.atomic import write_json
 
     try:
         cases = find_cases(args.input)
@@ -60,20 +59,24 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
         raise CommandError(f"output {out} exists and is not an empty folder; pass --overwrite to write into it")
     incomplete = [c for c in cases if c.missing]
-    for c in incomplete:
-        how = f" (left out on purpose: {', '.join(c.dropped)})" if c.dropped else ""
-        print(f"{c.case_id}: missing {', '.join(c.missing)}{how}; predicted with zeros in their place", flush=True)
-    predictor = _predictor(args)
-    attention = _AttentionRecorder(predictor.network) if args.save_attention else None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CommandError(f"cannot create output folder {out}: {e.strerror}") from None
     with tempfile.TemporaryDirectory(prefix="nnunet_msfen_predict_") as scratch:
+        inputs = {}
+        for case in cases:  # every case checked and filled before the model loads: bad input fails fast
+            try:
+                inputs[case.case_id] = write_filled_case(case, Path(scratch) / case.case_id)
+            except ValueError as e:
+                raise CommandError(str(e)) from None
+        for c in incomplete:
+            how = f" (left out on purpose: {', '.join(c.dropped)})" if c.dropped else ""
+            print(f"{c.case_id}: missing {', '.join(c.missing)}{how}; predicted with zeros in their place", flush=True)
+        predictor = _predictor(args)
+        attention = _AttentionRecorder(predictor.network) if args.save_attention else None
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CommandError(f"cannot create output folder {out}: {e.strerror}") from None
         for case in cases:
-            _predict_case(predictor, case, Path(scratch), out, attention)
-    from nnunet_msfen.io.atomic import write_json
-
+            _predict_case(predictor, case, inputs[case.case_id], out, attention)
     write_json(out / "missing_sequences.json", {c.case_id: {"missing": c.missing, "left_out": c.dropped}
                                                  for c in incomplete})
     print(f"{len(cases)} case(s) predicted into {out}; {len(incomplete)} with missing sequences", flush=True)
@@ -130,15 +133,8 @@ class _AttentionRecorder:
         return {s: float(w) / self.count for s, w in zip(SEQUENCES, self.total)} if self.count else {}
 
 
-def _predict_case(predictor, case, scratch: Path, out: Path, attention) -> None:
-    """Fill the case's missing sequences, read it with nnU-Net's reader and predict it into ``out``."""
-    from nnunet_msfen.inference.sequences import write_filled_case
-
-    folder = scratch / case.case_id
-    try:
-        files = write_filled_case(case, folder)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
+def _predict_case(predictor, case, files, out: Path, attention) -> None:
+    """Read the case's (filled) files with nnU-Net's reader and predict it into ``out``."""
     reader = predictor.plans_manager.image_reader_writer_class()
     data, properties = reader.read_images([str(f) for f in files])
     if attention is not None:
@@ -150,5 +146,4 @@ def _predict_case(predictor, case, scratch: Path, out: Path, attention) -> None:
         write_json(out / "attention" / f"{case.case_id}.json",
                    {"case": case.case_id, "missing": case.missing, "weights": attention.mean(),
                     "forward_passes": attention.count})
-    shutil.rmtree(folder, ignore_errors=True)
     print(f"  {case.case_id}: done", flush=True)
