@@ -138,6 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anatomy", choices=ANATOMY_CHOICES, default="auto",
                         help="brain anatomy: the MNI152 template nilearn ships, a procedural brain, or auto (the "
                              "template when nilearn is installed, else procedural with a warning; default)")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
 
     from nnunet_msfen.errors import CommandError
     from nnunet_msfen.dataset_conversion.mni_template import TemplateNotFoundError
+    from nnunet_msfen.io.outputs import claim_output
 
+    claim_output(args.out, args.overwrite, folder=True)
     try:
         dirs = generate_phantom_dataset(args.out, args.n, args.layout, tuple(args.shape), args.seed,
                                         progress=True, anatomy=args.anatomy)

@@ -60,6 +60,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except CommandError as e:
         print(f"nnunet-msfen {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # permissions, a full disk, a folder that vanished: the path in one line, no traceback
+        where = f": {e.filename}" if e.filename else ""
+        print(f"nnunet-msfen {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a cro
 """
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -75,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     parser.add_argument("-o", "--output", default="benchmark.json", help="OUT.json (default: benchmark.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.json")
 
 
 def _check(args: argparse.Namespace) -> dict:
@@ -111,6 +111,9 @@ def _check(args: argparse.Namespace) -> dict:
     out = Path(args.output)
     if not out.parent.is_dir():
         raise CommandError(f"output folder does not exist: {out.parent}")
+    from nnunet_msfen.io.outputs import claim_output
+
+    claim_output(out, args.overwrite, folder=False)
     return dict(arch=arch, names=names, patch=patch, case=case, batch=batch, device=device, output=out)
 
 
@@ -128,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_msfen.benchmark.networks import VARIANTS, plans_arch, trainer_class
     from nnunet_msfen.benchmark.nnunet_step import INPUT_CHANNELS, NUM_CLASSES, NnUNetTrainStep
     from nnunet_msfen.benchmark.report import format_breakdown, format_table, ratios
+    from nnunet_msfen.io.atomic import write_json
     from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
 
     arch, names, device = s["arch"], s["names"], torch.device(s["device"])
@@ -210,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
                                                    "(nnunet_msfen.benchmark.memory)",
                 load_average_start=load_before, load_average_end=os.getloadavg(),
                 wall_s=round(time.time() - started, 1), date=time.strftime("%Y-%m-%d %H:%M:%S %z"))
-    s["output"].write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n", encoding="utf-8")
+    write_json(s["output"], {"meta": meta, "results": rows})
     print()
     print(format_table(rows))
     for name, table in breakdowns.items():

@@ -93,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cross-validation mode: device of the timed prediction of one case per model (cpu)")
     parser.add_argument("--no-inference-timing", action="store_true",
                         help="do not time a prediction (the cost table then says 'not measured')")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
 
 
 def _resolve(args: argparse.Namespace) -> Dict:
@@ -144,8 +145,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num_processes < 1:
         raise CommandError(f"-np must be >= 1, got {args.num_processes}")
+    from nnunet_msfen.io.outputs import claim_output
+
     try:
         setup = _resolve(args)
+        claim_output(setup["out"], args.overwrite, folder=True)
         summary = compare_and_report(setup, args.labels, args.num_processes,
                                      None if args.no_inference_timing else args.inference_device)
     except ValueError as e:

@@ -139,6 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS),
                         help="label convention of both folders (default: nnunet = 1 edema, 2 NCR, 3 ET)")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.json / OUT.csv")
 
 
 def format_mean(mean: Mapping[str, Mapping[str, Optional[float]]]) -> str:
@@ -153,12 +154,17 @@ def format_mean(mean: Mapping[str, Mapping[str, Optional[float]]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen evaluate``."""
     from nnunet_msfen.errors import CommandError
+    from nnunet_msfen.io.outputs import claim_output
 
     for folder, what in ((args.pred, "prediction"), (args.ref, "reference")):
         if not os.path.isdir(folder):
             raise CommandError(f"{what} folder not found: {folder}")
     if args.num_processes < 1:
         raise CommandError(f"-np must be >= 1, got {args.num_processes}")
+    for path in (args.output, csv_path_for(args.output)):
+        claim_output(path, args.overwrite, folder=False)
+    if not list_cases(args.pred):
+        raise CommandError(f"no prediction (*{SEG_SUFFIX}) in {args.pred}: nothing to evaluate")
     try:
         results = evaluate_folders(args.pred, args.ref, args.labels, args.num_processes)
     except ValueError as e:

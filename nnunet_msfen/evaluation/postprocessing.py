@@ -117,6 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--ref", help="reference folder: choose the threshold on INPUT (cross-validation "
                                    "predictions) against it, then apply it")
     parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS), help="label convention")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
 
 
 def _threshold_from_json(path: str) -> int:
@@ -130,9 +131,12 @@ def _threshold_from_json(path: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen postprocess``."""
     from nnunet_msfen.errors import CommandError
+    from nnunet_msfen.io.outputs import claim_output
 
     if not os.path.isdir(args.input):
         raise CommandError(f"input folder not found: {args.input}")
+    if Path(args.input).resolve() != Path(args.output).resolve():  # the same folder: postprocess_folder's error
+        claim_output(args.output, args.overwrite, folder=True)
     try:
         study = None
         if args.ref is not None:

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reference and candidate trainer (default: nnUNetTrainer nnUNetTrainerMSFEN)")
     parser.add_argument("-o", "--output", type=Path, default=Path("accuracy_pool"),
                         help="folder for pooled.md and pooled.json (default ./accuracy_pool)")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
 
 
 def _f(value, digits: int) -> str:
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_msfen.errors import CommandError
     from nnunet_msfen.experiments.accuracy_pool import load_source, pool
     from nnunet_msfen.io.atomic import write_json, write_text
+    from nnunet_msfen.io.outputs import claim_output
 
+    claim_output(args.output, args.overwrite, folder=True)
     try:
         runs = [run for source in args.sources for run in load_source(source)]
         pooled = pool(runs, tuple(args.trainers))
@@ -87,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         print("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table), end="\n\n")
     print(pooled["verdict"])
-    args.output.mkdir(parents=True, exist_ok=True)
     write_json(args.output / "pooled.json", pooled)
     write_text(args.output / "pooled.md", markdown(pooled))
     print(f"\nreport: {args.output / 'pooled.md'} and {args.output / 'pooled.json'}")

@@ -49,15 +49,16 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen predict``."""
     from nnunet_msfen.inference.sequences import drop_sequences, find_cases, write_filled_case
     from nnunet_msfen.io.atomic import write_json
+    from nnunet_msfen.io.outputs import claim_output
 
+    if not args.input.is_dir():
+        raise CommandError(f"input folder not found: {args.input}")
+    out = claim_output(args.output, args.overwrite, folder=True)
     try:
         cases = find_cases(args.input)
         drop_sequences(cases, args.missing)
     except ValueError as e:
         raise CommandError(str(e)) from None
-    out = args.output
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
-        raise CommandError(f"output {out} exists and is not an empty folder; pass --overwrite to write into it")
     incomplete = [c for c in cases if c.missing]
     with tempfile.TemporaryDirectory(prefix="nnunet_msfen_predict_") as scratch:
         inputs = {}
@@ -71,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{c.case_id}: missing {', '.join(c.missing)}{how}; predicted with zeros in their place", flush=True)
         predictor = _predictor(args)
         attention = _AttentionRecorder(predictor.network) if args.save_attention else None
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CommandError(f"cannot create output folder {out}: {e.strerror}") from None
+        out.mkdir(parents=True, exist_ok=True)
         for case in cases:
             _predict_case(predictor, case, inputs[case.case_id], out, attention)
     write_json(out / "missing_sequences.json", {c.case_id: {"missing": c.missing, "left_out": c.dropped}
