@@ -83,7 +83,7 @@ def test_tumour_slice_is_the_slice_with_most_tumour():
 
 # --- settings and workdir ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(minutes=0), "minutes"), (dict(minutes=float("nan")), "minutes"), (dict(train_cases=1), "train_cases"),
+    (dict(iterations=0), "iterations"), (dict(iterations=2.5), "iterations"), (dict(train_cases=1), "train_cases"),
     (dict(test_cases=0), "test_cases"), (dict(shape=(48, 48, 8)), "shape"), (dict(seed=-1), "seed"),
     (dict(trainer="nnUNetTrainer"), "nnUNetTrainer"), (dict(patch_size=(30, 32, 32)), "patch_size")])
 def test_settings_reject_bad_values(kwargs, match):
@@ -116,12 +116,19 @@ def test_steps_to_run_skips_finished_steps(tmp_path):
 
 
 @pytest.mark.parametrize("change, first", [(dict(seed=1), "phantom"), (dict(features_per_stage=(8, 16, 32)), "plan"),
-                                           (dict(minutes=2.0), "train"), (dict(tta=True), "predict")])
+                                           (dict(iterations=20), "train"), (dict(tta=True), "predict")])
 def test_changed_settings_redo_the_step_that_depends_on_them(tmp_path, change, first):
     wd = DemoWorkdir(tmp_path / "w", DemoSettings())
     wd.prepare()
     _finish(wd, *STEPS)
-    assert DemoWorkdir(wd.root, DemoSettings(**change)).steps_to_run() == list(STEPS[STEPS.index(first):])
+    changed = DemoWorkdir(wd.root, DemoSettings(**change))
+    assert changed.steps_to_run() == list(STEPS[STEPS.index(first):])
+    # what the demo tells the user before it replaces a finished result
+    name, value = next(iter(change.items()))
+    then = getattr(DemoSettings(), name)
+    assert changed.changed_settings(first) == {name: (list(then) if isinstance(then, tuple) else then,
+                                                      list(value) if isinstance(value, tuple) else value)}
+    assert DemoWorkdir(wd.root, DemoSettings()).changed_settings(first) == {}
 
 
 def test_interrupted_training_resumes_only_with_the_same_settings(tmp_path):
@@ -134,7 +141,7 @@ def test_interrupted_training_resumes_only_with_the_same_settings(tmp_path):
     wd.fold_dir.mkdir(parents=True)
     (wd.fold_dir / "checkpoint_latest.pth").write_bytes(b"x")
     assert wd.can_resume_training(todo)
-    assert not DemoWorkdir(wd.root, DemoSettings(minutes=3.0)).can_resume_training(todo)
+    assert not DemoWorkdir(wd.root, DemoSettings(iterations=30)).can_resume_training(todo)
     wd.clear("plan")  # redoing an earlier step forgets the training and deletes what it made
     assert not wd.dataset_preprocessed.exists() and not wd.can_resume_training(wd.steps_to_run())
 
@@ -154,8 +161,8 @@ def test_workdir_refuses_a_foreign_folder_and_fresh_never_deletes_it(tmp_path):
 
 
 def test_cli_errors_name_the_value_and_exit_1(tmp_path, capsys):
-    assert main(["demo", "--workdir", str(tmp_path / "w"), "--minutes", "-2"]) == 1
-    assert "minutes must be a positive number, got -2.0" in capsys.readouterr().err
+    assert main(["demo", "--workdir", str(tmp_path / "w"), "--iterations", "-2"]) == 1
+    assert "iterations must be a positive integer, got -2" in capsys.readouterr().err
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "data.txt").write_text("keep")
     assert main(["demo", "--workdir", str(tmp_path / "x")]) == 1

@@ -1,6 +1,6 @@
 """Run the whole pipeline on phantom data on the CPU: phantom -> convert -> plan -> train -> predict -> evaluate.
 
-    nnunet-msfen demo [--workdir DIR] [--minutes M] [--fresh]
+    nnunet-msfen demo [--workdir DIR] [--iterations N] [--fresh]
 
 Everything is written under the workdir (default ./demo_workdir): its own nnUNet_raw, nnUNet_preprocessed and
 nnUNet_results, the predictions, evaluation.json/.csv, overlay.png and the logs. Running it again reuses the
@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen demo``."""
     parser.add_argument("--workdir", type=Path, default=Path("demo_workdir"),
                         help="folder for all data, results and logs (default ./demo_workdir)")
-    parser.add_argument("--minutes", type=float, default=DEFAULTS.minutes,
-                        help=f"training budget in minutes (default {DEFAULTS.minutes:g})")
+    parser.add_argument("--iterations", type=int, default=DEFAULTS.iterations,
+                        help=f"training iterations (default {DEFAULTS.iterations}): a fixed amount, so that a busy "
+                             f"machine takes longer but trains the same model")
     parser.add_argument("--fresh", action="store_true", help="delete the workdir's earlier results and start over")
     parser.add_argument("--train-cases", type=int, default=DEFAULTS.train_cases,
                         help=f"phantom training cases (default {DEFAULTS.train_cases})")
@@ -45,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = DemoSettings(train_cases=args.train_cases, test_cases=args.test_cases, shape=tuple(args.shape),
-                                seed=args.seed, minutes=args.minutes, trainer=args.trainer, tta=args.tta)
+                                seed=args.seed, iterations=args.iterations, trainer=args.trainer, tta=args.tta)
     except ValueError as e:
         raise CommandError(str(e)) from None
     start = time.monotonic()
     print(f"nnunet-msfen demo in {args.workdir.absolute()}: {settings.train_cases} training and "
           f"{settings.test_cases} held-out phantom cases of {'x'.join(map(str, settings.shape))} voxels, "
-          f"{settings.trainer} for {settings.minutes:g} min on the CPU, prediction "
+          f"{settings.trainer} for {settings.iterations} iterations on the CPU, prediction "
           f"{'with' if settings.tta else 'without'} test-time mirroring", flush=True)
     try:
         result = run_demo(settings, args.workdir, fresh=args.fresh, say=lambda s: print(s, flush=True))

@@ -77,4 +77,4 @@ def verdict(margins: Mapping[str, float], clear_margin: float = 0.2) -> str:
     if all(m >= clear_margin for m in margins.values()):
         return f"Clearly better than trivial: mean Dice above the best trivial guess by {gaps}."
     return (f"NOT clearly better than trivial in every region (Dice margin over the best trivial guess: {gaps}); "
-            f"train longer with --minutes.")
+            f"train longer with --iterations.")

@@ -36,6 +36,11 @@ def run_demo(settings: DemoSettings, workdir: Path, fresh: bool = False,
     wd.prepare(fresh=fresh)
     todo = wd.steps_to_run()
     resume = wd.can_resume_training(todo)
+    changed = wd.changed_settings(todo[0]) if todo else {}
+    if changed:  # a finished result is about to be replaced: say so, and why
+        what = ", ".join(f"{k} {then} -> {now}" for k, (then, now) in changed.items())
+        say(f"settings changed since the last run ({what}): redoing {', '.join(todo)}; the earlier results of "
+            f"these steps in {wd.root} are replaced (use another --workdir to keep them)")
     seconds: Dict[str, float] = {}
     for i, step in enumerate(STEPS, 1):
         header = f"[{i}/{len(STEPS) + 1}] {TITLES[step]}"

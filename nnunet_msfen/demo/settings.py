@@ -6,7 +6,6 @@ trains a small MSFEN (3 stages, 16-32-64 features) on 32^3 patches of 48^3 phant
 and predicts without test-time mirroring. Every part of MSFEN (multi-scale units, attention, SPP, modality stem)
 is still there; only width, depth and patch shrink.
 """
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Tuple
 
@@ -16,10 +15,10 @@ STEP_SETTINGS: Dict[str, Tuple[str, ...]] = {
     "phantom": ("train_cases", "test_cases", "shape", "seed"),
     "convert": ("dataset_id",),
     "plan": ("patch_size", "features_per_stage", "val_cases"),
-    "train": ("trainer", "minutes"),
+    "train": ("trainer", "iterations"),
     "predict": ("tta",),
 }
-DEMO_TRAINER = "nnUNetTrainerMSFEN_TimeBudget"
+DEMO_TRAINER = "nnUNetTrainerMSFEN_Iterations"
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,10 @@ class DemoSettings:
         test_cases: held-out phantom cases (imagesTs/labelsTs), predicted and evaluated, at least 1.
         shape: phantom grid (X, Y, Z) in 1 mm voxels, each at least 24.
         seed: phantom seed.
-        minutes: training budget (``NNUNET_MSFEN_TRAIN_MINUTES`` of the time-budget trainers).
+        iterations: training iterations (``NNUNET_MSFEN_TRAIN_ITERATIONS`` of the fixed-iteration trainers): a
+            fixed amount of training, so that the result does not depend on how busy the machine is.
         trainer: an MSFEN trainer class nnU-Net finds by name (the demo's plans build MSFENUNet);
-            ``nnUNetTrainerMSFEN_Smoke`` for a smoke run (2 epochs of 2 iterations, ``minutes`` unused).
+            ``nnUNetTrainerMSFEN_Smoke`` for a smoke run (2 epochs of 2 iterations, ``iterations`` unused).
         tta: test-time mirroring in prediction (8 forward passes per patch instead of 1).
         dataset_id: nnU-Net dataset id inside the workdir's own nnUNet_raw.
         patch_size: training patch (each side a multiple of 4, the network's 2 downsamplings).
@@ -44,7 +44,7 @@ class DemoSettings:
     test_cases: int = 6
     shape: Tuple[int, int, int] = (48, 48, 48)
     seed: int = 0
-    minutes: float = 8.0
+    iterations: int = 300
     trainer: str = DEMO_TRAINER
     tta: bool = False
     dataset_id: int = 990
@@ -65,8 +65,8 @@ class DemoSettings:
             raise ValueError(f"shape must be three integers of at least 24 voxels, got {tuple(self.shape)}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes) and self.minutes > 0):
-            raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
+        if not isinstance(self.iterations, int) or isinstance(self.iterations, bool) or self.iterations < 1:
+            raise ValueError(f"iterations must be a positive integer, got {self.iterations!r}")
         if not (self.trainer.isidentifier() and self.trainer.startswith("nnUNetTrainerMSFEN")):
             raise ValueError(f"trainer must be an MSFEN trainer class (nnUNetTrainerMSFEN...), got {self.trainer!r}")
         if not 1 <= self.dataset_id <= 999:

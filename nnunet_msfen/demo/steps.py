@@ -90,12 +90,12 @@ def write_split(wd: DemoWorkdir) -> List[str]:
 
 
 def train(wd: DemoWorkdir, resume: bool) -> None:
-    """``nnUNetv2_train`` on the CPU for ``minutes`` (``--c`` continues an interrupted run, same budget)."""
+    """``nnUNetv2_train`` on the CPU for ``iterations`` (``--c`` continues an interrupted run)."""
     s = wd.settings
     wd.record_training_started()
     cmd = [script("nnUNetv2_train"), str(s.dataset_id), CONFIGURATION, str(FOLD), "-tr", s.trainer, "-p", DEMO_PLANS,
            "-device", "cpu"] + (["--c"] if resume else [])
-    run_streamed(cmd, wd.nnunet_env(NNUNET_MSFEN_TRAIN_MINUTES=f"{s.minutes:g}",
+    run_streamed(cmd, wd.nnunet_env(NNUNET_MSFEN_TRAIN_ITERATIONS=str(s.iterations),
                                     nnUNet_n_proc_DA=DATA_AUGMENTATION_PROCESSES), wd.logs / "train.log")
     if not (wd.fold_dir / "checkpoint_final.pth").is_file():
         raise StepError(f"nnUNetv2_train ended without {wd.fold_dir / 'checkpoint_final.pth'}; see {wd.logs}")

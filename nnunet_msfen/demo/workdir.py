@@ -7,7 +7,7 @@ an interrupted training whose settings are unchanged resumes from its last check
 """
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from nnunet_msfen.demo.settings import STEPS, DemoSettings
 from nnunet_msfen.pipeline.workdir import Workdir
@@ -103,6 +103,15 @@ class DemoWorkdir(Workdir):
         rec = self.noted("steps", step)
         return (rec is not None and rec.get("key") == self.settings.step_keys()[step]
                 and all(p.exists() for p in self.outputs(step)))
+
+    def changed_settings(self, step: str) -> Dict[str, Tuple[object, object]]:
+        """Settings whose value differs from the one ``step`` was recorded with: ``{name: (then, now)}`` (empty
+        when the step was never recorded)."""
+        rec = self.noted("steps", step)
+        if rec is None:
+            return {}
+        then, now = rec.get("key", {}), self.settings.step_keys()[step]
+        return {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
 
     def steps_to_run(self) -> List[str]:
         """The first step that is not done and every step after it (a stale step invalidates the later ones)."""
