@@ -164,3 +164,17 @@ def test_predict_with_missing_sequences_and_attention(cross_validation, tmp_path
     ds.run("nnUNetv2_predict", "-i", str(zero_filled), "-o", str(tmp_path / "nnunet"), "-d", str(TRAIN_ID), "-c",
            "3d_fullres", "-tr", TRAINER, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta")
     assert case_ids(tmp_path / "nnunet") == [cases[0]]
+
+
+def test_robustness_study_on_a_few_subsets(cross_validation, tmp_path):
+    ds = cross_validation
+    out = tmp_path / "robust"
+    ds.run("nnunet-msfen", "robustness", "-d", str(TRAIN_ID), "-c", "3d_fullres", "-tr", TRAINER, "-i",
+           str(ds.test_images), "-r", str(ds.test_labels), "-o", str(out), "-f", "0", "-device", "cpu",
+           "--disable_tta", "--subsets", "t1+t1ce+t2", "flair")
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary[TRAINER]["subsets"]
+    assert list(rows) == ["all", "t1+t1ce+t2", "flair"]
+    assert rows["t1+t1ce+t2"]["attention"]["flair"] == 0 and rows["flair"]["attention"]["t1"] == 0
+    assert case_ids(out / "predictions" / TRAINER / "flair") == case_ids(ds.test_labels)
+    assert (out / "report.html").read_text().count("<table>") == 2 and (out / "figures" / "heatmap.png").is_file()

@@ -105,29 +105,33 @@ def _sections(c: Mapping) -> List[Tuple[str, Optional[str], Optional[Table]]]:
     ]
 
 
-def markdown(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
-    """The Markdown report; figures are linked as ``figures/<stem>.png``."""
-    lines = [f"# {c['names'][1]} vs {c['names'][0]}", ""]
-    for title, text, table in _sections(c):
-        lines += [f"## {title}", ""]
+Section = Tuple[str, Optional[str], Optional[Table]]  # (title, text, table)
+
+
+def render_markdown(title: str, sections: Sequence[Section], figures: Sequence[Tuple[str, str, bytes]]) -> str:
+    """A Markdown report: a title, sections of text and tables, figures linked as ``figures/<stem>.png``."""
+    lines = [f"# {title}", ""]
+    for heading, text, table in sections:
+        lines += [f"## {heading}", ""]
         if text:
             lines += [text, ""]
         if table:
             header, rows = table
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
-    lines += ["## Figures", ""]
+    if figures:
+        lines += ["## Figures", ""]
     for stem, caption, _ in figures:
         lines += [f"![{caption}](figures/{stem}.png)", "", f"*{caption}*", ""]
     return "\n".join(lines)
 
 
-def html_page(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
-    """The self-contained HTML report: no external resource, figures as data URIs."""
+def render_html(title: str, sections: Sequence[Section], figures: Sequence[Tuple[str, str, bytes]]) -> str:
+    """The same report as one self-contained HTML page: no external resource, figures as data URIs."""
     e = html.escape
-    body = [f"<h1>{e(c['names'][1])} vs {e(c['names'][0])}</h1>"]
-    for title, text, table in _sections(c):
-        body.append(f"<h2>{e(title)}</h2>")
+    body = [f"<h1>{e(title)}</h1>"]
+    for heading, text, table in sections:
+        body.append(f"<h2>{e(heading)}</h2>")
         if text:
             body.append(f"<p>{e(text)}</p>")
         if table:
@@ -135,7 +139,8 @@ def html_page(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
             body.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
             body += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows]
             body.append("</table>")
-    body.append("<h2>Figures</h2>")
+    if figures:
+        body.append("<h2>Figures</h2>")
     for stem, caption, png in figures:
         data = base64.b64encode(png).decode("ascii")
         body.append(f'<figure><img id="{e(stem)}" alt="{e(caption)}" src="data:image/png;base64,{data}">'
@@ -143,16 +148,33 @@ def html_page(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:3px 6px}"
              "img{max-width:100%}")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(c['names'][1])} vs "
-            f"{e(c['names'][0])}</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(out: Path, comparison: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> Tuple[Path, Path]:
+def write_report_files(out: Path, title: str, sections: Sequence[Section],
+                       figures: Sequence[Tuple[str, str, bytes]]) -> Tuple[Path, Path]:
     """Write figures/*.png, report.md and report.html under ``out`` (each file atomically)."""
     for stem, _, png in figures:
         with atomic_path(out / "figures" / f"{stem}.png") as tmp:
             tmp.write_bytes(png)
     md, page = out / "report.md", out / "report.html"
-    write_text(md, markdown(comparison, figures))
-    write_text(page, html_page(comparison, figures))
+    write_text(md, render_markdown(title, sections, figures))
+    write_text(page, render_html(title, sections, figures))
     return md, page
+
+
+def markdown(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
+    """The comparison's Markdown report."""
+    return render_markdown(f"{c['names'][1]} vs {c['names'][0]}", _sections(c), figures)
+
+
+def html_page(c: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> str:
+    """The comparison's self-contained HTML report."""
+    return render_html(f"{c['names'][1]} vs {c['names'][0]}", _sections(c), figures)
+
+
+def write_report(out: Path, comparison: Mapping, figures: Sequence[Tuple[str, str, bytes]]) -> Tuple[Path, Path]:
+    """Write the comparison's figures/*.png, report.md and report.html under ``out`` (each file atomically)."""
+    return write_report_files(out, f"{comparison['names'][1]} vs {comparison['names'][0]}", _sections(comparison),
+                              figures)

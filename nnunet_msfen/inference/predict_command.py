@@ -16,7 +16,6 @@ averaged over the patches of the case: which sequences the model leaned on (0 fo
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Dict
 
 from nnunet_msfen.errors import CommandError
 from nnunet_msfen.inference.sequences import SEQUENCES
@@ -47,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen predict``."""
+    from nnunet_msfen.inference.predictor import (AttentionRecorder, ModelSpec, has_modality_stem, load_predictor,
+                                                  predict_case)
     from nnunet_msfen.inference.sequences import drop_sequences, find_cases, write_filled_case
     from nnunet_msfen.io.atomic import write_json
     from nnunet_msfen.io.outputs import claim_output
@@ -70,78 +71,20 @@ def run(args: argparse.Namespace) -> int:
         for c in incomplete:
             how = f" (left out on purpose: {', '.join(c.dropped)})" if c.dropped else ""
             print(f"{c.case_id}: missing {', '.join(c.missing)}{how}; predicted with zeros in their place", flush=True)
-        predictor = _predictor(args)
-        attention = _AttentionRecorder(predictor.network) if args.save_attention else None
+        predictor = load_predictor(ModelSpec(args.dataset, args.trainer, args.plans, args.configuration,
+                                             tuple(args.folds), args.checkpoint), args.device, not args.disable_tta)
+        if args.save_attention and not has_modality_stem(predictor):
+            raise CommandError(f"--save-attention: {args.trainer}'s network has no modality stem (MSFEN's have)")
+        attention = AttentionRecorder(predictor.network) if args.save_attention else None
         out.mkdir(parents=True, exist_ok=True)
         for case in cases:
-            _predict_case(predictor, case, inputs[case.case_id], out, attention)
+            weights = predict_case(predictor, case.case_id, inputs[case.case_id], out, attention)
+            if weights is not None:
+                write_json(out / "attention" / f"{case.case_id}.json",
+                           {"case": case.case_id, "missing": case.missing, "weights": weights,
+                            "forward_passes": attention.count})
+            print(f"  {case.case_id}: done", flush=True)
     write_json(out / "missing_sequences.json", {c.case_id: {"missing": c.missing, "left_out": c.dropped}
                                                  for c in incomplete})
     print(f"{len(cases)} case(s) predicted into {out}; {len(incomplete)} with missing sequences", flush=True)
     return 0
-
-
-def _predictor(args: argparse.Namespace):
-    """nnU-Net's predictor for the trained model folder, or ``CommandError`` naming what is missing."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CommandError("-device cuda: torch finds no CUDA device here")
-    try:
-        model = get_output_folder(maybe_convert_to_dataset_name(args.dataset), args.trainer, args.plans,
-                                  args.configuration)
-    except RuntimeError as e:  # unknown dataset, unset nnUNet_results
-        raise CommandError(str(e)) from None
-    if not Path(model).is_dir():
-        raise CommandError(f"no trained model at {model} (check -d, -tr, -p, -c and nnUNet_results)")
-    folds = [f if f == "all" else int(f) for f in args.folds]
-    missing = [f for f in folds if not (Path(model) / f"fold_{f}" / args.checkpoint).is_file()]
-    if missing:
-        raise CommandError(f"{args.checkpoint} missing for fold(s) {missing} in {model}")
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=not args.disable_tta,
-                                perform_everything_on_device=device == "cuda", device=torch.device(device),
-                                verbose=False, allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(str(model), folds, args.checkpoint)
-    if args.save_attention and not any(hasattr(m, "last_modality_weights") for m in predictor.network.modules()):
-        raise CommandError(f"--save-attention: {args.trainer}'s network has no modality stem (MSFEN's trainers have)")
-    return predictor
-
-
-class _AttentionRecorder:
-    """Sums the stem's modality weights over every forward pass (patches, mirrorings, folds) since ``reset``."""
-
-    def __init__(self, network):
-        stem = next(m for m in network.modules() if hasattr(m, "last_modality_weights"))
-        stem.register_forward_hook(self._hook)
-        self.reset()
-
-    def _hook(self, module, inputs, output) -> None:
-        if module.last_modality_weights is not None:
-            self.total = self.total + module.last_modality_weights.sum(dim=0).cpu()
-            self.count += module.last_modality_weights.shape[0]
-
-    def reset(self) -> None:
-        self.total, self.count = 0, 0
-
-    def mean(self) -> Dict[str, float]:
-        return {s: float(w) / self.count for s, w in zip(SEQUENCES, self.total)} if self.count else {}
-
-
-def _predict_case(predictor, case, files, out: Path, attention) -> None:
-    """Read the case's (filled) files with nnU-Net's reader and predict it into ``out``."""
-    reader = predictor.plans_manager.image_reader_writer_class()
-    data, properties = reader.read_images([str(f) for f in files])
-    if attention is not None:
-        attention.reset()
-    predictor.predict_single_npy_array(data, properties, None, str(out / case.case_id), False)
-    if attention is not None:
-        from nnunet_msfen.io.atomic import write_json
-
-        write_json(out / "attention" / f"{case.case_id}.json",
-                   {"case": case.case_id, "missing": case.missing, "weights": attention.mean(),
-                    "forward_passes": attention.count})
-    print(f"  {case.case_id}: done", flush=True)
