@@ -17,12 +17,20 @@ Known irregularities of the releases as distributed, each handled below:
    ``name_mapping_validation_data.csv``, ``survival_evaluation.csv``). Non-NIfTI files are ignored.
 5. Archives unpacked on macOS carry ``__MACOSX/``, ``._*`` AppleDouble files and ``.DS_Store``: ignored.
 6. Labels: 2018-2021 use the legacy convention (1 NCR/NET, 2 ED, 4 ET; label 3 was retired after 2016), the
-   2023 GLI release uses 1 NETC, 2 SNFH, 3 ET, and 2024 GLI (post-treatment) adds 4 = resection cavity, which
-   the 3-region dataset cannot represent (rejected in validation.py, with the explanation of
-   ``nnunet_msfen.labels.VALUE_HINTS``). Label maps come as int16, uint8 or float (the 12 real 2018 cases here
-   alone mix int16 and uint8): see ``nnunet_msfen.io.images.read_image``.
+   2023 GLI release uses 1 NETC, 2 SNFH, 3 ET, and 2024 GLI (post-treatment) adds 4 = resection cavity. Label
+   maps come as int16, uint8 or float (the 12 real 2018 cases here alone mix int16 and uint8): see
+   ``nnunet_msfen.io.images.read_image``.
 7. 2023/2024 GLI names use ``-`` and new modality names (t1n, t1c, t2w, t2f) instead of ``_`` and t1, t1ce, t2,
-   flair (BraTS 2023 data description; the 2024 GLI release keeps the 2023 naming).
+   flair (BraTS 2023 data description; the 2024 GLI release keeps the 2023 naming, its post-treatment scans have
+   time points from 100 on, e.g. ``BraTS-GLI-02073-100``). SSA, MEN, MET and PED name their cases the same way
+   under their own prefix.
+8. One naming, two label sets: GLI 2023 and GLI 2024 share their names, and so do PED 2023 (the GLI 2023 labels)
+   and PED 2024 (1 ET, 2 NETC, 3 CC, 4 ED: label 1 changed its meaning). A naming therefore maps to one or more
+   tasks (``Release.tasks``); tasks.py picks one from the labels found, or asks for ``--task``.
+9. MEN-RT 2024 has one sequence and another naming: ``BraTS-MEN-RT-0000-1/BraTS-MEN-RT-0000-1_t1c.nii.gz`` with
+   the label map ``..._gtv.nii.gz`` (separator ``_``, a 4-digit case number).
+
+Every naming of 2023 and later is taken from its task in ``nnunet_msfen.labels.TASKS``.
 """
 import os
 import re
@@ -31,9 +39,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from nnunet_msfen.dataset_conversion.errors import BadCaseError, LayoutError
+from nnunet_msfen.labels import TASKS
 
 MAX_DEPTH = 4
-CHANNELS = ("T1", "T1ce", "T2", "FLAIR")  # nnU-Net channel order _0000.._0003
+CHANNELS = TASKS["legacy"].channels  # nnU-Net channel order _0000.._0003 of the four-sequence releases
 NIFTI_ENDINGS = (".nii.gz", ".nii")
 JUNK_DIRS = {"__MACOSX"}
 JUNK_FILES = {".DS_Store", "Thumbs.db"}
@@ -42,28 +51,40 @@ _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class Release:
-    """How one BraTS release names its case folders and files, and which label convention it uses."""
+    """How one BraTS release names its case folders and files, and the tasks whose data come with that naming."""
 
     name: str
     case_pattern: str
     sep: str
-    modality_suffixes: Tuple[str, str, str, str]  # in CHANNELS order
+    modality_suffixes: Tuple[str, ...]  # in ``channels`` order
     seg_suffix: str
-    convention: str  # "legacy" (1/2/4) or "2023" (1/2/3)
+    tasks: Tuple[str, ...]  # names of nnunet_msfen.labels.TASKS; several where the labels decide (irregularity 8)
+    channels: Tuple[str, ...] = CHANNELS  # nnU-Net channel names, _0000 first
 
     def file_stem(self, case_id: str, suffix: str) -> str:
         """``<case><sep><suffix>``: the file name without its NIfTI ending."""
         return f"{case_id}{self.sep}{suffix}"
 
 
-_LEGACY_MODS = ("t1", "t1ce", "t2", "flair")
+def _from_task(name: str, *tasks: str) -> Release:
+    """The release whose naming is that of ``tasks[0]`` (every task of one release shares it)."""
+    t = TASKS[tasks[0]]
+    return Release(name, t.case_pattern, t.sep, t.sequences, t.seg_suffix, tasks, t.channels)
+
+
+_LEGACY_MODS = TASKS["legacy"].sequences
 RELEASES: Dict[str, Release] = {
-    "2018": Release("2018", r"Brats18(_[A-Za-z0-9]+)+", "_", _LEGACY_MODS, "seg", "legacy"),
-    "2019": Release("2019", r"BraTS19(_[A-Za-z0-9]+)+", "_", _LEGACY_MODS, "seg", "legacy"),
-    "2020": Release("2020", r"BraTS20_(Training|Validation|Testing)_[0-9]{3}", "_", _LEGACY_MODS, "seg", "legacy"),
-    "2021": Release("2021", r"BraTS2021_[0-9]{5}", "_", _LEGACY_MODS, "seg", "legacy"),
-    # 2024 GLI (post-treatment) keeps the 2023 names; its extra label 4 is caught in validation.py
-    "2023": Release("2023", r"BraTS-GLI-[0-9]{5}-[0-9]{3}", "-", ("t1n", "t1c", "t2w", "t2f"), "seg", "2023"),
+    "2018": Release("2018", r"Brats18(_[A-Za-z0-9]+)+", "_", _LEGACY_MODS, "seg", ("legacy",)),
+    "2019": Release("2019", r"BraTS19(_[A-Za-z0-9]+)+", "_", _LEGACY_MODS, "seg", ("legacy",)),
+    "2020": Release("2020", r"BraTS20_(Training|Validation|Testing)_[0-9]{3}", "_", _LEGACY_MODS, "seg", ("legacy",)),
+    "2021": Release("2021", r"BraTS2021_[0-9]{5}", "_", _LEGACY_MODS, "seg", ("legacy",)),
+    # the GLI naming keeps its first year's name: datasets converted before the other tasks existed record "2023"
+    "2023": _from_task("2023", "gli2023", "gli2024"),
+    "SSA": _from_task("SSA", "ssa"),
+    "MEN": _from_task("MEN", "men"),
+    "MET": _from_task("MET", "met"),
+    "PED": _from_task("PED", "ped", "ped2023"),
+    "MEN-RT": _from_task("MEN-RT", "menrt"),
 }
 # (release, case) -> segmentation file name, for the known misnamed files (irregularity 3 above)
 SEG_ALIASES: Dict[Tuple[str, str], str] = {("2020", "BraTS20_Training_355"): "W39_1998.09.19_Segm.nii"}
@@ -71,7 +92,7 @@ SEG_ALIASES: Dict[Tuple[str, str], str] = {("2020", "BraTS20_Training_355"): "W3
 
 @dataclass
 class BratsCase:
-    """One case folder: its id, release, the four modality files (CHANNELS order) and its seg (or None)."""
+    """One case folder: its id, release, the image files (the release's channel order) and its seg (or None)."""
 
     case_id: str
     release: str
@@ -195,6 +216,7 @@ def _check_consistency(cases: List[BratsCase]) -> None:
         n_labeled = sum(c.seg is not None for c in siblings)
         for c in siblings:
             if n_labeled and c.seg is None:
-                c.problem = BadCaseError(c.case_id, c.folder / (c.case_id + RELEASES[c.release].sep + "seg.nii.gz"),
+                seg = RELEASES[c.release].file_stem(c.case_id, RELEASES[c.release].seg_suffix) + ".nii.gz"
+                c.problem = BadCaseError(c.case_id, c.folder / seg,
                                          f"segmentation missing while {n_labeled} other case(s) in {parent} have "
                                          f"one (a training release with a lost or misnamed seg file)")

@@ -28,3 +28,7 @@ class BadCasesError(BratsConversionError):
         lines = "\n  ".join(str(e) for e in errors)
         super().__init__(f"{len(errors)} bad case(s), nothing was written (use --skip-bad to convert the "
                          f"others):\n  {lines}")
+
+
+class AmbiguousTaskError(BratsConversionError):
+    """The names and labels of a release fit more than one BraTS task: the message names the ``--task`` options."""

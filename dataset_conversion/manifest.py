@@ -1,7 +1,8 @@
 """The record a conversion keeps in its dataset folder: ``brats_cases.json``.
 
-It maps every nnU-Net case id to its original BraTS case id, release and label convention (what export-brats
-needs to name and relabel predictions for the portal) and stores, per converted case, the size, mtime and SHA-256 of
+It maps every nnU-Net case id to its original BraTS case id, release and label convention, and records the
+BraTS task of the dataset (what export-brats needs to name and relabel predictions for the portal; records
+written before the tasks existed have none, ``manifest_task`` derives it from their convention) and stores, per converted case, the size, mtime and SHA-256 of
 each source file and the size of each output file: a rerun skips a case only when both still match, and a
 dataset folder whose record disagrees with the source is "different content" (refused without --overwrite).
 A source file whose mtime changed but whose content did not (a copied, re-extracted or re-synced download) is
@@ -11,20 +12,34 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from nnunet_msfen.dataset_conversion.brats_layouts import BratsCase
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError
 from nnunet_msfen.dataset_conversion.validation import source_files
+from nnunet_msfen.labels import TASKS
 
 MANIFEST_NAME = "brats_cases.json"
 FORMAT = 1
 
 
-def new_manifest(src: Path, release: str, convention: str) -> Dict[str, Any]:
-    """An empty record for a conversion of ``src``."""
+# the task of a record without one: only legacy and GLI 2023 releases were converted before the tasks existed
+_TASK_OF_CONVENTION = {"legacy": "legacy", "2023": "gli2023"}
+
+
+def new_manifest(src: Path, release: str, task: str) -> Dict[str, Any]:
+    """An empty record for a conversion of ``src`` (release naming ``release``) as the BraTS task ``task``."""
     return {"format": FORMAT, "written_by": "nnunet-msfen convert-brats", "source": str(src),
-            "release": release, "convention": convention, "cases": {}, "skipped": {}}
+            "release": release, "convention": TASKS[task].convention, "task": task, "cases": {}, "skipped": {}}
+
+
+def manifest_task(manifest: Dict[str, Any]) -> str:
+    """The BraTS task of a record; BratsConversionError when it names none that is known."""
+    task = manifest.get("task") or _TASK_OF_CONVENTION.get(manifest.get("convention"))
+    if task not in TASKS:
+        raise BratsConversionError(f"the record of {manifest.get('source')!r} names no known BraTS task (task "
+                                   f"{manifest.get('task')!r}, convention {manifest.get('convention')!r})")
+    return task
 
 
 def load_manifest(path: Path) -> Dict[str, Any]:
@@ -99,3 +114,42 @@ def conflicts(manifest: Dict[str, Any], src: Path, release: str, cases: List[Bra
         elif not sources_unchanged(case, record["sources"]):
             why.append(f"source files of case {case_id} changed since it was converted")
     return why
+
+
+def existing_record(out: Path, src: Path, release: str, cases: List[BratsCase],
+                    overwrite: bool) -> Tuple[Optional[Dict[str, Any]], bool]:
+    """The record of the dataset folder ``out`` that a conversion continues (None: start afresh) and whether the
+    folder must be replaced first. Nothing is changed here: the folder is replaced only once every check passed.
+
+    BratsConversionError for a folder of different content (without ``overwrite``) or one not written by
+    convert-brats.
+    """
+    if not out.exists():
+        return None, False
+    if overwrite:
+        return None, True
+    if not (out / MANIFEST_NAME).exists():
+        if any(out.iterdir()):
+            raise BratsConversionError(f"{out} exists and was not written by convert-brats; use --overwrite to "
+                                       f"replace it")
+        return None, False
+    manifest = load_manifest(out / MANIFEST_NAME)
+    why = conflicts(manifest, src, release, cases)
+    if why:
+        raise BratsConversionError(f"{out} already holds a different dataset ({'; '.join(why)}); use "
+                                   f"--overwrite to replace it")
+    return manifest, False
+
+
+def recorded_task(folders: List[Path], src: Path, release: str) -> Optional[str]:
+    """The task recorded by an earlier conversion of ``src`` into the one folder of ``folders`` (the dataset a
+    rerun continues), or None: no such folder, or one holding something else (refused later, with the reason)."""
+    if len(folders) != 1 or not (folders[0] / MANIFEST_NAME).is_file():
+        return None
+    try:
+        manifest = load_manifest(folders[0] / MANIFEST_NAME)
+        if manifest.get("source") != str(src) or manifest.get("release") != release:
+            return None
+        return manifest_task(manifest)
+    except BratsConversionError:
+        return None

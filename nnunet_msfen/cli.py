@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "export-brats": ("nnunet_msfen.dataset_conversion.export_brats", "nnU-Net predictions -> BraTS labels and file names"),
     "phantom": ("nnunet_msfen.dataset_conversion.phantom", "write synthetic BraTS-like cases in a release's layout"),
     "predict": ("nnunet_msfen.inference.predict_command", "predict cases with any subset of the MRI sequences (missing ones as zeros)"),
+    "export-onnx": ("nnunet_msfen.deploy.export_command", "export a trained model's folds to ONNX, verified against PyTorch"),
     "robustness": ("nnunet_msfen.evaluation.robustness_command", "predict and score a test folder under all 15 subsets of the MRI sequences"),
     "evaluate": ("nnunet_msfen.evaluation.evaluate", "region and BraTS lesion-wise metrics of a prediction folder"),
     "compare": ("nnunet_msfen.evaluation.compare", "compare two trainers' cross-validation results, with a report"),

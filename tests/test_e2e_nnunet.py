@@ -178,3 +178,38 @@ def test_robustness_study_on_a_few_subsets(cross_validation, tmp_path):
     assert rows["t1+t1ce+t2"]["attention"]["flair"] == 0 and rows["flair"]["attention"]["t1"] == 0
     assert case_ids(out / "predictions" / TRAINER / "flair") == case_ids(ds.test_labels)
     assert (out / "report.html").read_text().count("<table>") == 2 and (out / "figures" / "heatmap.png").is_file()
+
+
+def test_training_and_prediction_on_residual_encoder_plans(tiny_dataset, tmp_path):
+    ds = tiny_dataset
+    ds.run("nnUNetv2_plan_experiment", "-d", str(TRAIN_ID), "-pl", "nnUNetPlannerResEncM")
+    ds.run(*TRAIN, "0", "-tr", TRAINER, "-p", "nnUNetResEncUNetMPlans", "-device", "cpu")
+    fold_dir = model_folder(ds, plans="nnUNetResEncUNetMPlans") / "fold_0"
+    assert (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
+    out = tmp_path / "pred"
+    ds.run("nnUNetv2_predict", "-i", str(ds.test_images), "-o", str(out), "-d", str(TRAIN_ID), "-c", "3d_fullres",
+           "-tr", TRAINER, "-p", "nnUNetResEncUNetMPlans", "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1")
+    _assert_predictions_match_inputs(ds, out)
+
+
+def test_export_onnx_then_predict_with_onnxruntime_equals_torch(cross_validation, tmp_path):
+    pytest.importorskip("onnxruntime")
+    ds = cross_validation
+    export = tmp_path / "export"
+    ds.run("nnunet-msfen", "export-onnx", "-d", str(TRAIN_ID), "-c", "3d_fullres", "-tr", TRAINER, "-f", "0", "1",
+           "-o", str(export))
+    record = json.loads((export / "export.json").read_text())
+    assert record["folds"] == ["0", "1"] and set(record["verification"]["0"]) == {"random", "real"}
+    common = ["-i", str(ds.test_images), "--disable_tta"]
+    ds.run("nnunet-msfen", "predict", *common, "-o", str(tmp_path / "torch"), "-d", str(TRAIN_ID), "-c", "3d_fullres",
+           "-tr", TRAINER, "-f", "0", "1", "-device", "cpu")
+    env_without_nnunet = {k: v for k, v in ds.env.items() if not k.startswith("nnUNet_")}
+    exe = Path(sys.executable).parent / "nnunet-msfen"
+    result = subprocess.run([str(exe), "predict", *common, "-o", str(tmp_path / "onnx"), "-m", str(export),
+                             "--backend", "onnxruntime", "--threads", "1"], env=env_without_nnunet,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for case in case_ids(ds.test_labels):
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "torch" / f"{case}.nii.gz")))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "onnx" / f"{case}.nii.gz")))
+        assert (a == b).mean() > 0.999  # voxel agreement between the backends

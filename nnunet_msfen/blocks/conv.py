@@ -25,9 +25,16 @@ from torch.nn.modules.conv import _ConvNd
 _FUNCTIONAL = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
+def tracing() -> bool:
+    """Inside ``torch.compile``, ``torch.export``, an ONNX export or TorchScript tracing: the plain, portable
+    operators are taken there (the compiler fuses what the fast CPU paths below do by hand, and ONNX has no
+    ``mkldnn_convolution`` nor a convolution whose group count is the batch size)."""
+    return torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
 def _onednn_applies(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() \
-        and torch.backends.mkldnn.enabled and x.ndim in (4, 5)
+        and torch.backends.mkldnn.enabled and x.ndim in (4, 5) and not tracing()
 
 
 def conv_nd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride=1, padding=0, dilation=1,
@@ -61,6 +68,8 @@ def gated_pointwise_conv(x: torch.Tensor, conv: _ConvNd, gate: torch.Tensor) -> 
     batch, channels = x.shape[:2]
     if tuple(gate.shape) != (batch, channels):
         raise ValueError(f"gate must have shape (batch, in_channels) = {(batch, channels)}, got {tuple(gate.shape)}")
+    if tracing():  # the same function with a static graph: the batch size must not become the group count
+        return conv(x * gate.view(batch, channels, *([1] * (x.ndim - 2))))
     out_channels = conv.out_channels
     ones = [1] * (x.ndim - 2)
     weight = (conv.weight.reshape(1, out_channels, channels) * gate.unsqueeze(1)).reshape(batch * out_channels,

@@ -2,13 +2,18 @@
 
     nnunet-msfen predict -i IN -o OUT -d ID -c CONFIG -tr TRAINER [-p PLANS] [-f FOLDS] [-chk CHECKPOINT]
                          [--missing t1 t1ce t2 flair] [--save-attention] [-device cpu|cuda] [--disable_tta]
-                         [--overwrite]
+                         [--backend torch|onnxruntime|openvino] [--threads N] [--overwrite]
+    nnunet-msfen predict -i IN -o OUT -m EXPORT_DIR --backend onnxruntime|openvino [...]
 
 IN holds cases in nnU-Net's naming (CASE_0000.nii.gz ... _0003) or as BraTS case folders; any sequence file may be
 absent. A missing sequence is replaced by an all-zero image of the case's geometry (nnU-Net's normalisation keeps it
 zero), and the case is predicted by nnU-Net's own predictor (preprocessing, sliding window with Gaussian
 weighting, test-time mirroring, ensembling over folds, export). ``--missing`` leaves named sequences out on purpose
 (for studies). Every case with a missing sequence is listed, and ``OUT/missing_sequences.json`` records them.
+
+--backend runs the network in ONNX Runtime or OpenVINO on the CPU (the folds exported and verified first, or taken
+from an ``export-onnx`` folder with ``-m``, which needs no nnU-Net folder at all); everything around the network is
+still nnU-Net's predictor. --threads sets the backend's CPU threads.
 
 --save-attention writes ``OUT/attention/CASE.json``: the MSFEN stem's weight per sequence (``last_modality_weights``),
 averaged over the patches of the case: which sequences the model leaned on (0 for a missing one).
@@ -27,9 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.add_argument("-i", "--input", required=True, type=Path, help="folder of cases (nnU-Net or BraTS naming)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="folder for the segmentations")
-    parser.add_argument("-d", "--dataset-id", dest="dataset", required=True, help="dataset id or name")
-    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 3d_fullres")
-    parser.add_argument("-tr", "--trainer", required=True, help="trainer class, e.g. nnUNetTrainerMSFEN")
+    parser.add_argument("-d", "--dataset-id", dest="dataset", help="dataset id or name")
+    parser.add_argument("-c", "--configuration", help="nnU-Net configuration, e.g. 3d_fullres")
+    parser.add_argument("-tr", "--trainer", help="trainer class, e.g. nnUNetTrainerMSFEN")
+    parser.add_argument("-m", "--model-export", type=Path, default=None,
+                        help="an export-onnx folder instead of -d/-c/-tr/-p/-f (needs --backend onnxruntime|openvino)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+                        help="what runs the network (default torch)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime/openvino backend")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     parser.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], help="folds (default 0-4)")
     parser.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
@@ -46,12 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen predict``."""
-    from nnunet_msfen.inference.predictor import (AttentionRecorder, ModelSpec, has_modality_stem, load_predictor,
-                                                  predict_case)
+    from nnunet_msfen.inference.predictor import AttentionRecorder, has_modality_stem, predict_case
     from nnunet_msfen.inference.sequences import drop_sequences, find_cases, write_filled_case
     from nnunet_msfen.io.atomic import write_json
     from nnunet_msfen.io.outputs import claim_output
 
+    _check_model_arguments(args)
     if not args.input.is_dir():
         raise CommandError(f"input folder not found: {args.input}")
     out = claim_output(args.output, args.overwrite, folder=True)
@@ -71,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
         for c in incomplete:
             how = f" (left out on purpose: {', '.join(c.dropped)})" if c.dropped else ""
             print(f"{c.case_id}: missing {', '.join(c.missing)}{how}; predicted with zeros in their place", flush=True)
-        predictor = load_predictor(ModelSpec(args.dataset, args.trainer, args.plans, args.configuration,
-                                             tuple(args.folds), args.checkpoint), args.device, not args.disable_tta)
+        predictor = _predictor(args, Path(scratch) / "export")
         if args.save_attention and not has_modality_stem(predictor):
-            raise CommandError(f"--save-attention: {args.trainer}'s network has no modality stem (MSFEN's have)")
+            raise CommandError(f"--save-attention needs MSFEN's stem in PyTorch (--backend torch and an MSFEN "
+                               f"trainer), not {args.trainer or args.model_export} with --backend {args.backend}")
         attention = AttentionRecorder(predictor.network) if args.save_attention else None
         out.mkdir(parents=True, exist_ok=True)
         for case in cases:
@@ -88,3 +98,44 @@ def run(args: argparse.Namespace) -> int:
                                                  for c in incomplete})
     print(f"{len(cases)} case(s) predicted into {out}; {len(incomplete)} with missing sequences", flush=True)
     return 0
+
+
+def _check_model_arguments(args: argparse.Namespace) -> None:
+    """Either an export folder (-m, with an ONNX backend) or a trained model (-d, -c, -tr)."""
+    if args.model_export is not None:
+        named = [f for f, v in (("-d", args.dataset), ("-c", args.configuration), ("-tr", args.trainer)) if v]
+        if named:
+            raise CommandError(f"-m takes the place of -d/-c/-tr; remove {' '.join(named)}")
+        if args.backend == "torch":
+            raise CommandError("-m EXPORT_DIR holds ONNX models: pass --backend onnxruntime or --backend openvino")
+        if not args.model_export.is_dir():
+            raise CommandError(f"export folder not found: {args.model_export}")
+    elif not (args.dataset and args.configuration and args.trainer):
+        raise CommandError("give the trained model with -d DATASET -c CONFIGURATION -tr TRAINER, or an export "
+                           "folder with -m EXPORT_DIR")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be >= 1, got {args.threads}")
+
+
+def _predictor(args: argparse.Namespace, scratch_export: Path):
+    """nnU-Net's predictor with the network run by ``args.backend``: from the trained model (exported and
+    verified on the fly for an ONNX backend) or from an export folder."""
+    from nnunet_msfen.deploy.backends import INSTALL_HINT
+    from nnunet_msfen.deploy.export import ExportError, export_folds, load_export
+    from nnunet_msfen.inference.predictor import ModelSpec, load_predictor, model_folder
+
+    mirroring = not args.disable_tta
+    try:
+        if args.model_export is not None:
+            return load_export(args.model_export, args.backend, args.threads, mirroring)
+        spec = ModelSpec(args.dataset, args.trainer, args.plans, args.configuration, tuple(args.folds),
+                         args.checkpoint)
+        predictor = load_predictor(spec, args.device if args.backend == "torch" else "cpu", mirroring)
+        if args.backend == "torch":
+            return predictor
+        export_folds(predictor, list(args.folds), model_folder(spec), scratch_export)
+        return load_export(scratch_export, args.backend, args.threads, mirroring)
+    except ExportError as e:
+        raise CommandError(str(e)) from None
+    except ImportError as e:
+        raise CommandError(f"--backend {args.backend}: {e} ({INSTALL_HINT})") from None

@@ -20,17 +20,11 @@ class ModelSpec:
     checkpoint: str = "checkpoint_final.pth"
 
 
-def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: bool = True):
-    """nnU-Net's ``nnUNetPredictor`` for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
-    ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint, the CUDA device)."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+def model_folder(spec: ModelSpec) -> Path:
+    """nnU-Net's folder of the trained model, or ``CommandError`` naming why there is none."""
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CommandError("-device cuda: torch finds no CUDA device here")
     try:
         model = Path(get_output_folder(maybe_convert_to_dataset_name(spec.dataset), spec.trainer, spec.plans,
                                        spec.configuration))
@@ -38,6 +32,19 @@ def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: boo
         raise CommandError(str(e)) from None
     if not model.is_dir():
         raise CommandError(f"no trained model at {model} (check -d, -tr, -p, -c and nnUNet_results)")
+    return model
+
+
+def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: bool = True):
+    """nnU-Net's ``nnUNetPredictor`` for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
+    ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint, the CUDA device)."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CommandError("-device cuda: torch finds no CUDA device here")
+    model = model_folder(spec)
     folds = [f if f == "all" else int(f) for f in spec.folds]
     missing = [f for f in folds if not (model / f"fold_{f}" / spec.checkpoint).is_file()]
     if missing:

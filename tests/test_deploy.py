@@ -1,0 +1,110 @@
+"""ONNX export and the ONNX Runtime / OpenVINO backends: tiny MSFEN and PlainConvUNet networks in 2D and 3D,
+exported and self-verified, then run through nnU-Net's own predictor (sliding window, mirroring, two folds) and
+compared with PyTorch; broken export folders are named. The command line on a trained model runs in the end-to-end
+tests."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the [deploy] extra is not installed")
+
+from nnunet_msfen.benchmark.networks import PLAIN, brats_arch, trainer_class  # noqa: E402
+from nnunet_msfen.benchmark.nnunet_step import BRATS_DATASET_JSON, brats_plans  # noqa: E402
+from nnunet_msfen.deploy import export as export_module  # noqa: E402
+from nnunet_msfen.deploy.backends import BackendNetwork  # noqa: E402
+from nnunet_msfen.deploy.export import EXPORT_JSON, ExportError, export_folds, load_export  # noqa: E402
+
+BACKENDS = ["onnxruntime"] + (["openvino"] if __import__("importlib").util.find_spec("openvino") else [])
+
+
+def _trained(tmp_path, name, config, n_folds=2):
+    """A stand-in for a trained model folder and the torch predictor nnU-Net would build from it."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    patch = [32, 32] if config == "2d" else [16, 16, 16]
+    plans = brats_plans(config, PLAIN, brats_arch(config, 3), patch, 2)
+    manager = PlansManager(plans)
+    configuration = manager.get_configuration(config)
+    cls = trainer_class(name)
+    torch.manual_seed(0)
+    parameters = [cls.build_network_architecture(manager, configuration, 4, 3, False).state_dict()
+                  for _ in range(n_folds)]
+    net = cls.build_network_architecture(manager, configuration, 4, 3, False)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "plans.json").write_text(json.dumps(plans))
+    (folder / "dataset.json").write_text(json.dumps(BRATS_DATASET_JSON))
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                                perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False)
+    predictor.manual_initialization(net, manager, configuration, parameters, dict(BRATS_DATASET_JSON), cls.__name__,
+                                    tuple(range(len(patch))))
+    return predictor, folder
+
+
+@pytest.mark.parametrize("config", ["2d", "3d_fullres"])
+@pytest.mark.parametrize("name", ["msfen", "plain"])
+def test_export_verifies_itself_and_backends_predict_like_torch(tmp_path, name, config):
+    predictor, folder = _trained(tmp_path, name, config)
+    record = export_folds(predictor, ["0", "1"], folder, tmp_path / "export")
+    assert set(record["verification"]) == {"0", "1"} and all(v["random"] <= 1e-3 for v in record["verification"].values())
+    assert record["trainer"] == predictor.trainer_name and record["configuration"] == config
+    assert {p.name for p in (tmp_path / "export").iterdir()} == {"fold_0.onnx", "fold_1.onnx", "plans.json",
+                                                                  "dataset.json", EXPORT_JSON}
+    case = torch.randn(4, *([3, 40, 36] if config == "2d" else [20, 24, 18]))  # several tiles, mirrored, 2 folds
+    with torch.inference_mode():
+        expected = predictor.predict_logits_from_preprocessed_data(case).numpy()
+    for backend in BACKENDS:
+        onnx_predictor = load_export(tmp_path / "export", backend, threads=1)
+        with torch.inference_mode():
+            got = onnx_predictor.predict_logits_from_preprocessed_data(case).numpy()
+        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3, backend
+
+
+def test_the_export_has_no_deep_supervision_heads_and_a_dynamic_batch(tmp_path):
+    import onnx
+
+    predictor, folder = _trained(tmp_path, "msfen", "2d", n_folds=1)
+    export_folds(predictor, ["all"], folder, tmp_path / "export")
+    model = onnx.load(str(tmp_path / "export" / "fold_all.onnx"))
+    assert [o.name for o in model.graph.output] == ["logits"]
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param == "batch"
+    net = BackendNetwork([tmp_path / "export" / "fold_all.onnx"], "onnxruntime")
+    assert net(torch.randn(3, 4, 32, 32)).shape == (3, 3, 32, 32)
+
+
+def test_a_fold_that_does_not_match_pytorch_fails_naming_it(tmp_path, monkeypatch):
+    predictor, folder = _trained(tmp_path, "plain", "2d", n_folds=1)
+    monkeypatch.setattr(export_module, "TOLERANCE", -1.0)  # nothing can pass
+    with pytest.raises(ExportError, match="fold 3: ONNX Runtime's logits differ"):
+        export_folds(predictor, ["3"], folder, tmp_path / "export")
+
+
+@pytest.mark.parametrize("damage, named", [(lambda d: (d / EXPORT_JSON).unlink(), EXPORT_JSON),
+                                           (lambda d: (d / "fold_0.onnx").unlink(), "fold_0.onnx"),
+                                           (lambda d: (d / "fold_0.onnx").write_bytes(b"junk"), "cannot load"),
+                                           (lambda d: (d / "plans.json").write_text("{"), "plans.json")])
+def test_a_broken_export_folder_is_named(tmp_path, damage, named):
+    predictor, folder = _trained(tmp_path, "plain", "2d", n_folds=1)
+    export_folds(predictor, ["0"], folder, tmp_path / "export")
+    damage(tmp_path / "export")
+    with pytest.raises(ExportError, match=named):
+        load_export(tmp_path / "export", "onnxruntime")
+
+
+def test_backend_network_selects_folds_like_a_state_dict_and_refuses_others(tmp_path):
+    predictor, folder = _trained(tmp_path, "plain", "2d")
+    export_folds(predictor, ["0", "1"], folder, tmp_path / "export")
+    net = BackendNetwork([tmp_path / "export" / "fold_0.onnx", tmp_path / "export" / "fold_1.onnx"], "onnxruntime")
+    x = torch.randn(1, 4, 32, 32)
+    net.load_state_dict({"fold": 1})
+    one = net(x)
+    net.load_state_dict({"fold": 0})
+    assert not torch.allclose(one, net(x))
+    with pytest.raises(ValueError, match="'fold': 2"):
+        net.load_state_dict({"fold": 2})
+    with pytest.raises(ValueError, match="backend must be one of"):
+        BackendNetwork([tmp_path / "export" / "fold_0.onnx"], "tensorrt")
