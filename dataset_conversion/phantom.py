@@ -3,7 +3,10 @@
 Layouts (each as distributed, side files included so that the converter meets them as in the real release):
 2018 and 2019 ``HGG/``/``LGG/`` subfolders with CSV files; 2020 uncompressed ``.nii`` with ``name_mapping.csv``
 and ``survival_info.csv``; 2021 ``BraTS2021_NNNNN``; 2023 ``BraTS-GLI-NNNNN-000`` with t1n/t1c/t2w/t2f and 2023
-labels. Case i uses the seed (seed, i), so adding cases never changes the earlier ones.
+labels. The later tasks, by task name: ``gli2024`` (post-treatment time points ``BraTS-GLI-02000-100``, a
+resection cavity in every case), ``ssa``, ``men``, ``met`` (the GLI 2023 case under their names), ``ped`` (2024
+labels, a cyst in the core), ``menrt`` (``BraTS-MEN-RT-0000-1``: T1c only, the gross tumour volume).
+Case i uses the seed (seed, i), so adding cases never changes the earlier ones.
 
 Anatomy: ``template`` (the MNI152 tissue maps nilearn ships, mni_template.py), ``procedural`` (brain_template.py)
 or ``auto``: the template when nilearn is installed, otherwise the procedural brain, with a warning. The anatomy
@@ -14,26 +17,53 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence
 
 from nnunet_msfen.dataset_conversion.brats_layouts import RELEASES, is_junk
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError
 
-# layout -> (release folder, grade subfolders?, case id format, first index, file ending, side files)
-LAYOUTS: Dict[str, Tuple[str, bool, str, int, str, Dict[str, str]]] = {
-    "2018": ("MICCAI_BraTS_2018_Data_Training", True, "Brats18_PHA_{:03d}_1", 1, ".nii.gz",
-             {"survival_data.csv": "BraTS18ID,Age,Survival,ResectionStatus\n"}),
-    "2019": ("MICCAI_BraTS_2019_Data_Training", True, "BraTS19_PHA_{:03d}_1", 1, ".nii.gz",
-             {"name_mapping.csv": "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,"
-                                  "BraTS_2019_subject_ID\n",
-              "survival_data.csv": "BraTS19ID,Age,Survival,ResectionStatus\n"}),
-    "2020": ("MICCAI_BraTS2020_TrainingData", False, "BraTS20_Training_{:03d}", 1, ".nii",
-             {"name_mapping.csv": "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,"
-                                  "BraTS_2019_subject_ID,BraTS_2020_subject_ID\n",
-              "survival_info.csv": "Brats20ID,Age,Survival_days,Extent_of_Resection\n"}),
-    "2021": ("BraTS2021_Training_Data", False, "BraTS2021_{:05d}", 0, ".nii.gz", {}),
-    "2023": ("ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData", False, "BraTS-GLI-{:05d}-000", 0, ".nii.gz", {}),
+class Layout(NamedTuple):
+    """A phantom release: its folder, grade subfolders?, case id format, first index, file ending, side files,
+    the release naming (brats_layouts.RELEASES) and the task (``nnunet_msfen.labels.TASKS``)."""
+
+    folder: str
+    graded: bool
+    id_format: str
+    first: int
+    ending: str
+    side_files: Dict[str, str]
+    release: str
+    task: str
+
+
+def _task_layout(folder: str, id_format: str, first: int, release: str, task: str) -> Layout:
+    return Layout(folder, False, id_format, first, ".nii.gz", {}, release, task)
+
+
+LAYOUTS: Dict[str, Layout] = {
+    "2018": Layout("MICCAI_BraTS_2018_Data_Training", True, "Brats18_PHA_{:03d}_1", 1, ".nii.gz",
+                   {"survival_data.csv": "BraTS18ID,Age,Survival,ResectionStatus\n"}, "2018", "legacy"),
+    "2019": Layout("MICCAI_BraTS_2019_Data_Training", True, "BraTS19_PHA_{:03d}_1", 1, ".nii.gz",
+                   {"name_mapping.csv": "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,"
+                                        "BraTS_2019_subject_ID\n",
+                    "survival_data.csv": "BraTS19ID,Age,Survival,ResectionStatus\n"}, "2019", "legacy"),
+    "2020": Layout("MICCAI_BraTS2020_TrainingData", False, "BraTS20_Training_{:03d}", 1, ".nii",
+                   {"name_mapping.csv": "Grade,BraTS_2017_subject_ID,BraTS_2018_subject_ID,TCGA_TCIA_subject_ID,"
+                                        "BraTS_2019_subject_ID,BraTS_2020_subject_ID\n",
+                    "survival_info.csv": "Brats20ID,Age,Survival_days,Extent_of_Resection\n"}, "2020", "legacy"),
+    "2021": _task_layout("BraTS2021_Training_Data", "BraTS2021_{:05d}", 0, "2021", "legacy"),
+    "2023": _task_layout("ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData", "BraTS-GLI-{:05d}-000", 0, "2023",
+                         "gli2023"),
+    # the folder names and time points say 2024, as the real release's do (tasks.py reads both)
+    "gli2024": _task_layout("BraTS2024-BraTS-GLI-TrainingData", "BraTS-GLI-{:05d}-100", 2000, "2023", "gli2024"),
+    "ssa": _task_layout("ASNR-MICCAI-BraTS2023-SSA-Challenge-TrainingData", "BraTS-SSA-{:05d}-000", 0, "SSA", "ssa"),
+    "men": _task_layout("ASNR-MICCAI-BraTS2023-MEN-Challenge-TrainingData", "BraTS-MEN-{:05d}-000", 0, "MEN", "men"),
+    "met": _task_layout("ASNR-MICCAI-BraTS2023-MET-Challenge-TrainingData", "BraTS-MET-{:05d}-000", 0, "MET", "met"),
+    "ped": _task_layout("BraTS2024-PED-TrainingData", "BraTS-PED-{:05d}-000", 0, "PED", "ped"),
+    "menrt": _task_layout("BraTS2024-MEN-RT-TrainingData", "BraTS-MEN-RT-{:04d}-1", 0, "MEN-RT", "menrt"),
 }
+# nnU-Net channel name -> the phantom's image of that contrast
+_CONTRAST = {"T1": "t1", "T1ce": "t1ce", "T2": "t2", "FLAIR": "flair"}
 MAX_CASES = 999
 ANATOMY_CHOICES = ("auto", "template", "procedural")
 
@@ -94,8 +124,8 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
         from nnunet_msfen.dataset_conversion.mni_template import TEMPLATE_NAME, template_fingerprint
 
         record.update(template=TEMPLATE_NAME, template_sha256=template_fingerprint())
-    folder, graded, id_format, first, ending, side_files = LAYOUTS[layout]
-    release = RELEASES[layout]
+    folder, graded, id_format, first, ending, side_files, release_name, task = LAYOUTS[layout]
+    release = RELEASES[release_name]
     root = Path(out) / folder
     ids = [id_format.format(first + i) for i in range(n)]
     if root.is_dir():
@@ -104,9 +134,9 @@ def generate_phantom_dataset(out: Path, n: int, layout: str = "2021", shape: Seq
             raise BratsConversionError(f"{root} already holds other cases {foreign[:5]}; choose an empty OUT")
     case_dirs = []
     for i, case_id in enumerate(tqdm(ids, desc="phantom", unit="case", disable=not progress, file=sys.stderr)):
-        case = generate_phantom_case(shape, seed=_case_seed(seed, i), convention=release.convention, anatomy=used)
+        case = generate_phantom_case(shape, seed=_case_seed(seed, i), anatomy=used, task=task)
         case_dir = root / (case.grade if graded else "") / case_id
-        arrays = list(zip(release.modality_suffixes, (case.images[m] for m in ("t1", "t1ce", "t2", "flair"))))
+        arrays = [(suffix, case.images[_CONTRAST[c]]) for suffix, c in zip(release.modality_suffixes, release.channels)]
         for suffix, arr in arrays + [(release.seg_suffix, case.seg)]:
             img = sitk.GetImageFromArray(arr)
             img.SetSpacing(case.spacing)
@@ -131,7 +161,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen phantom``."""
     parser.add_argument("out", type=Path, metavar="OUT", help="folder to write the release folder into")
     parser.add_argument("-n", type=int, required=True, help="number of cases")
-    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="2021", help="BraTS release layout (2021)")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="2021",
+                        help="BraTS release layout: a year up to 2023 (GLI), or a later task (default 2021)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=(64, 64, 64),
                         help="grid size in voxels of 1 mm (default 64 64 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

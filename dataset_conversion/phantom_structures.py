@@ -32,13 +32,19 @@ def add_structures(classes: np.ndarray, task: str, center: Sequence[int], radius
                    rng: np.random.Generator) -> None:
     """Paint the structure of ``task`` into ``classes`` (in place) around the main tumour at ``center`` of
     ``radius`` voxels: GLI 2024 a resection cavity where most of the core was, PED a cyst inside the core (the
-    core keeps a rim of at least one voxel). Other tasks: nothing."""
+    core keeps a rim of at least one voxel where it is thick enough). Other tasks: nothing."""
     if task == "gli2024":
         classes[_ball(classes.shape, center, radius * rng.uniform(0.5, 0.8))] = CAVITY
     elif task == "ped":
         core = np.isin(classes, (NCR, ET, NET))
+        if not core.any():
+            return
         inner = ndimage.binary_erosion(core)
-        cyst = _ball(classes.shape, center, radius * rng.uniform(0.35, 0.55)) & (inner if inner.any() else core)
+        room = inner if inner.any() else core
+        cyst = _ball(classes.shape, center, radius * rng.uniform(0.35, 0.55)) & room
+        if not cyst.any():  # a tiny core off the centre: its voxel nearest to the centre
+            voxels = np.argwhere(room)
+            cyst[tuple(voxels[np.argmin(((voxels - np.asarray(center)) ** 2).sum(axis=1))])] = True
         classes[cyst] = CYST
 
 

@@ -10,6 +10,7 @@ SHAPE = (10, 14, 12)  # array order (z, y, x): tiny, and non-cubic so that axis 
 SPACING = (1.0, 1.0, 1.0)
 ORIGIN = (0.0, -13.0, 0.0)
 LEGACY_MODS = ("t1", "t1ce", "t2", "flair")
+MODS_2023 = ("t1n", "t1c", "t2w", "t2f")
 # layout -> (release folder parts, case id format, separator, modality names, seg name, file ending, labels)
 LAYOUTS = {
     "2018": ("MICCAI_BraTS_2018_Data_Training/HGG", "Brats18_TCIA01_{:03d}_1", "_", LEGACY_MODS, "seg", ".nii.gz", (0, 1, 2, 4)),
@@ -18,6 +19,21 @@ LAYOUTS = {
     "2021": ("BraTS2021_Training_Data", "BraTS2021_{:05d}", "_", LEGACY_MODS, "seg", ".nii.gz", (0, 1, 2, 4)),
     "2023": ("ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData", "BraTS-GLI-{:05d}-000", "-",
              ("t1n", "t1c", "t2w", "t2f"), "seg", ".nii.gz", (0, 1, 2, 3)),
+}
+# the tasks beside GLI 2023, by task name, in the same form (folder names as the real releases have them)
+TASK_LAYOUTS = {
+    "gli2024": ("BraTS2024-BraTS-GLI-TrainingData", "BraTS-GLI-{:05d}-100", "-", MODS_2023, "seg", ".nii.gz",
+                (0, 1, 2, 3, 4)),
+    "ssa": ("ASNR-MICCAI-BraTS2023-SSA-Challenge-TrainingData", "BraTS-SSA-{:05d}-000", "-", MODS_2023, "seg",
+            ".nii.gz", (0, 1, 2, 3)),
+    "men": ("ASNR-MICCAI-BraTS2023-MEN-Challenge-TrainingData", "BraTS-MEN-{:05d}-000", "-", MODS_2023, "seg",
+            ".nii.gz", (0, 1, 2, 3)),
+    "met": ("ASNR-MICCAI-BraTS2023-MET-Challenge-TrainingData", "BraTS-MET-{:05d}-000", "-", MODS_2023, "seg",
+            ".nii.gz", (0, 1, 2, 3)),
+    "ped": ("BraTS2024-PED-TrainingData", "BraTS-PED-{:05d}-000", "-", MODS_2023, "seg", ".nii.gz", (0, 1, 2, 3, 4)),
+    "ped2023": ("ASNR-MICCAI-BraTS2023-PED-Challenge-TrainingData", "BraTS-PED-{:05d}-000", "-", MODS_2023, "seg",
+                ".nii.gz", (0, 1, 2, 3)),
+    "menrt": ("BraTS2024-MEN-RT-TrainingData", "BraTS-MEN-RT-{:04d}-1", "_", ("t1c",), "gtv", ".nii.gz", (0, 1)),
 }
 
 
@@ -38,10 +54,12 @@ def case_arrays(seed: int, label_values) -> Tuple[Dict[int, np.ndarray], np.ndar
     return images, seg
 
 
-def make_release(root: Path, layout: str, n: int = 2, labeled: bool = True,
-                 first: int = 1) -> Tuple[Path, Dict[str, Dict]]:
-    """Write ``n`` cases of ``layout`` under ``root``; returns (release folder, {case id: arrays and paths})."""
-    parts, fmt, sep, mods, seg_name, ending, labels = LAYOUTS[layout]
+def make_release(root: Path, layout: str, n: int = 2, labeled: bool = True, first: int = 1,
+                 labels: Optional[Tuple[int, ...]] = None) -> Tuple[Path, Dict[str, Dict]]:
+    """Write ``n`` cases of ``layout`` (LAYOUTS or TASK_LAYOUTS) under ``root``, their segs drawn from ``labels``
+    (default: the layout's); returns (release folder, {case id: arrays and paths})."""
+    parts, fmt, sep, mods, seg_name, ending, default_labels = {**LAYOUTS, **TASK_LAYOUTS}[layout]
+    labels = default_labels if labels is None else labels
     folder = root / parts
     cases = {}
     for i in range(first, first + n):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from scipy import ndimage
 
 from nnunet_msfen.cli import main
@@ -16,6 +17,7 @@ from nnunet_msfen.dataset_conversion.brain_template import CSF, GM, WM
 from nnunet_msfen.dataset_conversion.phantom import (LAYOUTS, ProceduralFallbackWarning, generate_phantom_dataset,
                                                      resolve_anatomy)
 from nnunet_msfen.dataset_conversion.phantom_case import generate_phantom_case
+from nnunet_msfen.labels import TASKS
 
 SHAPE = (32, 32, 24)
 CONSOLE = Path(sys.executable).parent / "nnunet-msfen"
@@ -127,3 +129,24 @@ def test_template_phantoms_record_the_template(tmp_path, capsys):
     assert record["anatomy"] == "template" and "MNI152" in record["template"]
     assert sorted(record["template_sha256"]) == sorted(mni_template.TEMPLATE_FILES.values())
     assert all(len(h) == 64 for h in record["template_sha256"].values())
+
+
+@pytest.mark.parametrize("layout,required", [("gli2024", {4}), ("ped", {3, 4}), ("menrt", {1}), ("met", {2, 3})])
+def test_task_layouts_carry_their_structures_and_convert_as_their_task(tmp_path, nnunet_dirs, layout, required):
+    dirs = generate_phantom_dataset(tmp_path / "ph", 3, layout, shape=(24, 24, 20), seed=2, anatomy="procedural")
+    task = TASKS[LAYOUTS[layout].task]
+    for d in dirs:  # the task's sequences and label map, nothing else
+        assert sorted(p.name for p in d.iterdir()) == sorted(
+            f"{d.name}{task.sep}{s}.nii.gz" for s in task.sequences + (task.seg_suffix,))
+        seg = sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"{d.name}{task.sep}{task.seg_suffix}.nii.gz")))
+        assert required <= set(np.unique(seg).tolist()) <= set(task.allowed_labels())
+    out = convert_brats(tmp_path / "ph", 12, progress=False)  # recognised without --task
+    assert json.loads((out / "brats_cases.json").read_text())["task"] == task.name
+    assert len(list((out / "imagesTr").iterdir())) == 3 * len(task.sequences)
+
+
+def test_the_tasks_leave_the_older_phantoms_unchanged():
+    for seed in range(3):
+        old, new = generate_phantom_case(SHAPE, seed, convention="2023"), generate_phantom_case(SHAPE, seed, task="ssa")
+        np.testing.assert_array_equal(old.seg, new.seg)
+        assert all(np.array_equal(old.images[m], new.images[m]) for m in old.images)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from nnunet_msfen.demo.settings import STEPS, DemoSettings
-from nnunet_msfen.pipeline.workdir import Workdir
+from nnunet_msfen.pipeline.workdir import Workdir, dataset_folder, in_workdir
 
 MARKER = ".nnunet-msfen-demo.json"
 DEMO_PLANS = "nnUNetMSFENDemoPlans"
@@ -25,22 +25,15 @@ class DemoWorkdir(Workdir):
     marker = MARKER
     made_by = "the demo"
 
-    def __init__(self, root: Path, settings: DemoSettings):
-        super().__init__(root, settings)
-        self.phantom = self.root / "phantom"  # training cases in the BraTS 2021 layout
-        self.heldout = self.root / "phantom_heldout"  # held-out cases, same layout
-        self.predictions = self.root / "predictions"
-        self.evaluation = self.root / "evaluation.json"
-        self.overlay = self.root / "overlay.png"
+    phantom = in_workdir("phantom", "Training cases in the BraTS 2021 layout.")
+    heldout = in_workdir("phantom_heldout", "Held-out cases, same layout.")
+    predictions = in_workdir("predictions", "The held-out cases predicted.")
+    evaluation = in_workdir("evaluation.json", "Their metrics (a .csv beside it).")
+    overlay = in_workdir("overlay.png", "Reference and prediction contours.")
 
     # --- nnU-Net's folders -------------------------------------------------------------------------------------
-    @property
-    def dataset_raw(self) -> Path:
-        return self.raw / self.settings.dataset
-
-    @property
-    def dataset_preprocessed(self) -> Path:
-        return self.preprocessed / self.settings.dataset
+    dataset_raw = dataset_folder("raw", "dataset", "The phantom dataset converted (imagesTr/Ts, labelsTr/Ts).")
+    dataset_preprocessed = dataset_folder("preprocessed", "dataset", "Its plans and preprocessed data.")
 
     @property
     def fold_dir(self) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from nnunet_msfen.io.atomic import atomic_path, write_text
+from nnunet_msfen.labels import REGIONS
 
 Table = Tuple[List[str], List[List[str]]]
 EXTRA_METRICS = ("iou", "specificity", "small_lesion_dice", "lesion_tp", "lesion_fp", "lesion_fn")
@@ -43,19 +44,19 @@ def extra_rows(c: Mapping) -> Table:
 def cost_rows(c: Mapping) -> Table:
     """Parameters, epoch time and inference time; what the files do not hold is said, not invented."""
     header = ["model", "parameters", "training time per epoch (s)", "inference time"]
-    rows = []
-    for name, cost in c["cost"].items():
-        if cost is None:
-            rows.append([name, "not available (plain folder)", "not available (plain folder)", "not measured"])
-            continue
-        epoch = ("not available (no training log)" if cost["epoch_time_mean_s"] is None else
-                 f"{cost['epoch_time_mean_s']:.2f} ± {cost['epoch_time_std_s']:.2f} ({cost['epochs_logged']} epochs)")
-        params = "not available (no checkpoint_final.pth)" if cost["parameters"] is None else f"{cost['parameters']:,}"
-        timing = (c.get("inference") or {}).get(name) or {"seconds": None, "why": "not measured"}
-        inference = timing["why"] if timing["seconds"] is None else (
-            f"{timing['seconds']:.2f} s (case {timing['case']}, {timing['fold']}, mirroring, {timing['device']})")
-        rows.append([name, params, epoch, inference])
-    return header, rows
+    return header, [[name] + _cost_cells(name, cost, c) for name, cost in c["cost"].items()]
+
+
+def _cost_cells(name: str, cost: Optional[Mapping], c: Mapping) -> List[str]:
+    if cost is None:
+        return ["not available (plain folder)", "not available (plain folder)", "not measured"]
+    epoch = ("not available (no training log)" if cost["epoch_time_mean_s"] is None else
+             f"{cost['epoch_time_mean_s']:.2f} ± {cost['epoch_time_std_s']:.2f} ({cost['epochs_logged']} epochs)")
+    params = "not available (no checkpoint_final.pth)" if cost["parameters"] is None else f"{cost['parameters']:,}"
+    timing = (c.get("inference") or {}).get(name) or {"seconds": None, "why": "not measured"}
+    inference = timing["why"] if timing["seconds"] is None else (
+        f"{timing['seconds']:.2f} s (case {timing['case']}, {timing['fold']}, mirroring, {timing['device']})")
+    return [params, epoch, inference]
 
 
 def postprocessing_rows(c: Mapping) -> Table:
@@ -69,13 +70,8 @@ def postprocessing_rows(c: Mapping) -> Table:
 def auc_rows(c: Mapping) -> Table:
     """ROC AUC per region, or why there is none."""
     header = ["model", "WT AUC", "TC AUC", "ET AUC"]
-    rows = []
-    for name, auc in c["auc"].items():
-        if auc is None:
-            rows.append([name] + [c["curves_note"][name]] * 3)
-        else:
-            rows.append([name] + [_num(auc.get(r)) for r in ("WT", "TC", "ET")])
-    return header, rows
+    return header, [[name] + ([c["curves_note"][name]] * 3 if auc is None else [_num(auc.get(r)) for r in REGIONS])
+                    for name, auc in c["auc"].items()]
 
 
 METHODS = ("Metrics per case and region (WT, TC, ET): Dice, HD95 in mm (95th percentile of the pooled surface "

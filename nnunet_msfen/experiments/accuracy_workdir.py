@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from nnunet_msfen.experiments.accuracy_settings import FOLD, AccuracySettings
-from nnunet_msfen.pipeline.workdir import Workdir
+from nnunet_msfen.pipeline.workdir import Workdir, dataset_folder, in_workdir
 
 MARKER = ".nnunet-msfen-accuracy.json"
 NNUNET_PROCESSES = "2"
@@ -19,25 +19,12 @@ class AccuracyWorkdir(Workdir):
     marker = MARKER
     made_by = "benchmark-accuracy"
 
-    def __init__(self, root: Path, settings: AccuracySettings):
-        super().__init__(root, settings)
-        self.report_json = self.root / "accuracy.json"
-        self.report_md = self.root / "accuracy.md"
-
-    @property
-    def train_raw(self) -> Path:
-        """The training cases converted (``imagesTr``, ``labelsTr``)."""
-        return self.raw / self.settings.train_dataset
-
-    @property
-    def test_raw(self) -> Path:
-        """The test cases converted: their images and labels are in ``imagesTr`` and ``labelsTr`` too."""
-        return self.raw / self.settings.test_dataset
-
-    @property
-    def train_preprocessed(self) -> Path:
-        """nnU-Net's plans and preprocessed data of the training dataset."""
-        return self.preprocessed / self.settings.train_dataset
+    report_json = in_workdir("accuracy.json", "The report's data.")
+    report_md = in_workdir("accuracy.md", "The report.")
+    train_raw = dataset_folder("raw", "train_dataset", "The training cases converted (imagesTr, labelsTr).")
+    test_raw = dataset_folder("raw", "test_dataset", "The test cases converted (their imagesTr and labelsTr).")
+    train_preprocessed = dataset_folder("preprocessed", "train_dataset",
+                                        "nnU-Net's plans and preprocessed data of the training dataset.")
 
     def _model(self, trainer: str) -> str:
         """nnU-Net's name of a trained model, ``TRAINER__PLANS__CONFIG``."""

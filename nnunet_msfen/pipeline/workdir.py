@@ -16,6 +16,17 @@ from nnunet_msfen.errors import WorkdirError
 from nnunet_msfen.io.atomic import write_json
 
 
+def in_workdir(relative: str, doc: str) -> property:
+    """A property: ``root / relative``, a file or folder of the working folder itself."""
+    return property(lambda self: self.root / relative, doc=doc)
+
+
+def dataset_folder(nnunet_folder: str, dataset_setting: str, doc: str) -> property:
+    """A property: the dataset named by ``settings.<dataset_setting>`` under one of nnU-Net's folders
+    (``raw``, ``preprocessed`` or ``results``) of the working folder."""
+    return property(lambda self: getattr(self, nnunet_folder) / getattr(self.settings, dataset_setting), doc=doc)
+
+
 class Workdir:
     """Paths of one pipeline run under ``root`` and its record (``marker``, JSON).
 
