@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from nnunet_msfen.dataset_conversion.errors import BadCaseError, LayoutError
-from nnunet_msfen.labels import TASKS
+from nnunet_msfen.brats_tasks import TASKS
 
 MAX_DEPTH = 4
 CHANNELS = TASKS["legacy"].channels  # nnU-Net channel order _0000.._0003 of the four-sequence releases

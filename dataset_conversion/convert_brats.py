@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from nnunet_msfen.dataset_conversion.brats_layouts import BratsCase, check_plain_name, find_cases
 from nnunet_msfen.dataset_conversion.errors import BadCaseError, BadCasesError, BratsConversionError
-from nnunet_msfen.labels import TASKS, get_task
+from nnunet_msfen.brats_tasks import TASKS, get_task
 
 
 def nnunet_raw_dir() -> Path:
@@ -174,6 +174,7 @@ def convert_brats(src: Path, dataset_id: int, name: Optional[str] = None, num_pr
         raise BratsConversionError(f"{out} holds the BraTS task {manifest_task(manifest)}, not {task}; use "
                                    f"--overwrite to replace it")
     manifest = manifest or new_manifest(src, release, task)
+    manifest.setdefault("task", task)  # a record written before the tasks existed
 
     def done(c: BratsCase) -> bool:
         rec = manifest["cases"].get(c.case_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from nnunet_msfen.dataset_conversion.brats_layouts import RELEASES
-from nnunet_msfen.labels import TASKS, dataset_json_labels, is_region_based, regions_class_order
+from nnunet_msfen.brats_tasks import TASKS, dataset_json_labels, is_region_based, regions_class_order
 
 YEAR_NAMED_TASKS = ("legacy", "gli2023")
 

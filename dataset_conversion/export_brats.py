@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from nnunet_msfen.dataset_conversion.brats_layouts import check_plain_name, is_junk
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError
 from nnunet_msfen.io.images import Geometry, read_image
-from nnunet_msfen.labels import BRATS_CONVENTIONS, TASKS, BratsTask, check_convention, get_task
+from nnunet_msfen.labels import BRATS_CONVENTIONS, check_convention
+from nnunet_msfen.brats_tasks import TASKS, BratsTask, get_task
 
 # the task an older --convention stands for
 TASK_OF_CONVENTION = {"legacy": "legacy", "2023": "gli2023"}

@@ -1,12 +1,13 @@
 """The record a conversion keeps in its dataset folder: ``brats_cases.json``.
 
-It maps every nnU-Net case id to its original BraTS case id, release and label convention, and records the
-BraTS task of the dataset (what export-brats needs to name and relabel predictions for the portal; records
-written before the tasks existed have none, ``manifest_task`` derives it from their convention) and stores, per converted case, the size, mtime and SHA-256 of
-each source file and the size of each output file: a rerun skips a case only when both still match, and a
-dataset folder whose record disagrees with the source is "different content" (refused without --overwrite).
-A source file whose mtime changed but whose content did not (a copied, re-extracted or re-synced download) is
-the same file: the hash decides, and it is computed only for files whose mtime moved.
+It maps every nnU-Net case id to its original BraTS case id, release and label convention, records the BraTS
+task of the dataset (what export-brats needs to name and relabel predictions for the portal; records written
+before the tasks existed have none, ``manifest_task`` derives it from their convention) and stores, per
+converted case, the size, mtime and SHA-256 of each source file and the size of each output file: a rerun skips
+a case only when both still match, and a dataset folder whose record disagrees with the source is "different
+content" (refused without --overwrite). A source file whose mtime changed but whose content did not (a copied,
+re-extracted or re-synced download) is the same file: the hash decides, and it is computed only for files whose
+mtime moved.
 """
 import hashlib
 import json
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from nnunet_msfen.dataset_conversion.brats_layouts import BratsCase
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError
 from nnunet_msfen.dataset_conversion.validation import source_files
-from nnunet_msfen.labels import TASKS
+from nnunet_msfen.brats_tasks import TASKS
 
 MANIFEST_NAME = "brats_cases.json"
 FORMAT = 1

@@ -20,7 +20,8 @@ from scipy import ndimage
 
 from nnunet_msfen.dataset_conversion.brain_template import CSF, GM, WM, procedural_brain, smooth_noise
 from nnunet_msfen.dataset_conversion.phantom_structures import ED, ET, NCR, NET, add_structures, task_labels
-from nnunet_msfen.labels import from_nnunet, get_task
+from nnunet_msfen.labels import from_nnunet
+from nnunet_msfen.brats_tasks import get_task
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 # internal classes (phantom_structures.py): ED, NCR, ET, NET (non-enhancing solid core, labelled NCR/NET), CYST

@@ -10,7 +10,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from nnunet_msfen.labels import BratsTask
+from nnunet_msfen.brats_tasks import BratsTask
 
 ED, NCR, ET, NET, CYST, CAVITY = 1, 2, 3, 4, 5, 6
 # internal class -> the names it goes by in the tasks' labels (legacy / 2023+), first match wins; MEN-RT's gross

@@ -20,7 +20,7 @@ from typing import AbstractSet, Optional, Sequence, Set
 
 from nnunet_msfen.dataset_conversion.brats_layouts import RELEASES, BratsCase
 from nnunet_msfen.dataset_conversion.errors import AmbiguousTaskError, LayoutError
-from nnunet_msfen.labels import TASKS, get_task
+from nnunet_msfen.brats_tasks import TASKS, get_task
 
 _YEAR = re.compile(r"brats[-_ ]?(20[0-9]{2})", re.IGNORECASE)
 POST_TREATMENT_TIME_POINT = 100  # BraTS 2024 GLI: post-treatment scans are numbered from -100 on

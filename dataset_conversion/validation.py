@@ -16,7 +16,7 @@ import numpy as np
 from nnunet_msfen.dataset_conversion.brats_layouts import BratsCase
 from nnunet_msfen.dataset_conversion.errors import BadCaseError
 from nnunet_msfen.io.images import Geometry, check_same_geometry, read_image
-from nnunet_msfen.labels import TASKS, check_task_labels
+from nnunet_msfen.brats_tasks import TASKS, check_task_labels
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from nnunet_msfen.io.images import Geometry
-from nnunet_msfen.labels import BratsTask
+from nnunet_msfen.brats_tasks import BratsTask
 
 VOLUMES_NAME = "volumes.csv"
 

@@ -6,14 +6,14 @@ import re
 import numpy as np
 import pytest
 
-from brats_fixtures import TASK_LAYOUTS, all_files, make_release, read, tree_hash
+from brats_fixtures import all_files, make_release, read, tree_hash, write_nifti
 
 from nnunet_msfen.cli import main  # noqa: E402
 from nnunet_msfen.dataset_conversion import convert_brats as cb  # noqa: E402
 from nnunet_msfen.dataset_conversion.brats_layouts import RELEASES  # noqa: E402
 from nnunet_msfen.dataset_conversion.errors import (AmbiguousTaskError, BadCasesError,  # noqa: E402
                                                     BratsConversionError, LayoutError)
-from nnunet_msfen.labels import (TASKS, dataset_json_labels, is_region_based, regions_class_order)  # noqa: E402
+from nnunet_msfen.brats_tasks import TASKS, dataset_json_labels, is_region_based, regions_class_order  # noqa: E402
 
 GLI_JSON = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
 FOUR = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
@@ -126,8 +126,6 @@ def test_label_4_in_a_2023_release_is_a_bad_case_naming_the_2024_task(tmp_path, 
     src, cases = make_release(tmp_path / "src", "2023", n=2)
     seg = cases["BraTS-GLI-00002-000"]["seg"].copy()
     seg[0, 0, 0] = 4
-    from brats_fixtures import write_nifti
-
     write_nifti(cases["BraTS-GLI-00002-000"]["paths"]["seg"], seg)
     with pytest.raises(BadCasesError, match="BraTS-GLI-00002-000.*resection cavity.*--task gli2024"):
         convert(src)
@@ -153,3 +151,15 @@ def test_task_must_fit_the_names(tmp_path, nnunet_dirs):
     with pytest.raises(ValueError, match="'gli2022'"):
         convert(src, task="gli2022")
     assert all_files(nnunet_dirs["nnUNet_raw"]) == []
+
+
+def test_a_record_written_before_the_tasks_existed_is_continued(tmp_path, nnunet_dirs):
+    src, cases = make_release(tmp_path / "src", "2023", n=2)
+    out = convert(src)
+    record = json.loads((out / "brats_cases.json").read_text())
+    del record["task"]  # as convert-brats wrote it before
+    (out / "brats_cases.json").write_text(json.dumps(record))
+    written = {p: p.stat().st_mtime_ns for p in (out / "imagesTr").iterdir()}
+    convert(src)
+    assert {p: p.stat().st_mtime_ns for p in (out / "imagesTr").iterdir()} == written
+    assert json.loads((out / "brats_cases.json").read_text())["task"] == "gli2023"

@@ -11,7 +11,7 @@ from nnunet_msfen.cli import main  # noqa: E402
 from nnunet_msfen.dataset_conversion.convert_brats import convert_brats  # noqa: E402
 from nnunet_msfen.dataset_conversion.errors import BratsConversionError  # noqa: E402
 from nnunet_msfen.dataset_conversion.export_brats import export_brats  # noqa: E402
-from nnunet_msfen.labels import TASKS  # noqa: E402
+from nnunet_msfen.brats_tasks import TASKS  # noqa: E402
 
 
 def volumes(path):

@@ -17,7 +17,7 @@ from nnunet_msfen.dataset_conversion.brain_template import CSF, GM, WM
 from nnunet_msfen.dataset_conversion.phantom import (LAYOUTS, ProceduralFallbackWarning, generate_phantom_dataset,
                                                      resolve_anatomy)
 from nnunet_msfen.dataset_conversion.phantom_case import generate_phantom_case
-from nnunet_msfen.labels import TASKS
+from nnunet_msfen.brats_tasks import TASKS
 
 SHAPE = (32, 32, 24)
 CONSOLE = Path(sys.executable).parent / "nnunet-msfen"
