@@ -54,7 +54,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         group_width: channels per group of the branch convolutions, capped at the branch width (1 = depthwise).
         spatial_attention_kernel: kernel size of the spatial attention; ``None``: 7 in 2D (CBAM's), 3 in 3D (a
             2 -> 1 channel 7^3 convolution at full resolution cost 1.3 s of a 3.1 s unit on the CPU, see
-            docs/ablation.md).
+            docs/history_0.1.0.md).
         decoder_fuse_kernel_size: kernel of each decoder stage's fusion convolution (``None``: the planned one).
         skip_fusion: ``"add"`` (upsampled map + projected skip) or ``"concat"`` (U-Net's concatenation), see
             ``SkipFusion``.

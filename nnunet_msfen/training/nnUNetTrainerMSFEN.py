@@ -6,7 +6,7 @@ Everything else is nnU-Net's: SGD (momentum 0.99, Nesterov) with the poly schedu
 supervision, 5-fold cross-validation, region-based training, ignore label, ``--c``, ``--val``, ``--npz``, DDP.
 Only SGD's initial learning rate is MSFEN's own (4e-2 instead of 1e-2): the paper tunes its hyperparameters by grid
 search, and at nnU-Net's 1e-2 MSFEN learned far more slowly per iteration than nnU-Net's U-Net on the real BraTS
-cases (docs/ablation.md, section 6). On a CPU the trainer keeps freed memory in the process
+cases (docs/history_0.1.0.md, section 6). On a CPU the trainer keeps freed memory in the process
 (``nnunet_msfen.runtime.cpu_allocator``; ``NNUNET_MSFEN_CPU_ALLOCATOR=system`` turns that off).
 """
 from types import MappingProxyType

@@ -1,4 +1,4 @@
-"""How nnU-Net's connected-component postprocessing changes the equal-budget comparison of docs/ablation.md section 7
+"""How nnU-Net's connected-component postprocessing changes the equal-budget comparison of docs/history_0.1.0.md section 7
 (a study; no command of the package uses it).
 
 After 30 minutes of 2-core training both 2d models leave hundreds of small false-positive whole-tumour components

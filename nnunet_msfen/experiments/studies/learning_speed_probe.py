@@ -1,4 +1,4 @@
-"""Learning-speed probe trainers behind docs/ablation.md section 6 (a study; no command of the package uses them).
+"""Learning-speed probe trainers behind docs/history_0.1.0.md section 6 (a study; no command of the package uses them).
 
 Each trains 3 epochs of 25 iterations (75 in all) on a poly schedule planned for 11 epochs, which is what the
 30-minute 2d run of section 5 planned, and stops (``StopTraining``); the pseudo-Dice nnU-Net logs after each epoch
