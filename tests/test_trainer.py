@@ -358,7 +358,8 @@ def test_fixed_iterations_reads_the_count_from_the_environment(monkeypatch, valu
 
 
 @pytest.mark.parametrize("name", ["nnUNetTrainer_Iterations", "nnUNetTrainerMSFEN_Iterations",
-                                  "nnUNetTrainerMSFEN_v1_Iterations"])
+                                  "nnUNetTrainerMSFEN_v1_Iterations", "nnUNetTrainer_ModalityDropout_Iterations",
+                                  "nnUNetTrainerMSFEN_ModalityDropout_Iterations"])
 def test_fixed_iterations_train_exactly_n_iterations(setting, monkeypatch, name):
     import nnunet_msfen.training as training
     from nnunet_msfen.training.fixed_iterations import ITERATIONS_VARIABLE

@@ -10,8 +10,9 @@ from typing import Dict, Optional, Tuple
 CONFIGURATIONS = ("2d", "3d_fullres")
 # -tr takes the base trainers' names; they train under the time budget (or for --iterations) through these variants
 TRAINER_ALIASES = {"nnUNetTrainer": "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN": "nnUNetTrainerMSFEN_TimeBudget"}
-ITERATION_ALIASES = {"nnUNetTrainer": "nnUNetTrainer_Iterations", "nnUNetTrainerMSFEN": "nnUNetTrainerMSFEN_Iterations",
-                     "nnUNetTrainerMSFEN_v1": "nnUNetTrainerMSFEN_v1_Iterations"}
+ITERATION_ALIASES = {name: f"{name}_Iterations" for name in (
+    "nnUNetTrainer", "nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_v1", "nnUNetTrainer_ModalityDropout",
+    "nnUNetTrainerMSFEN_ModalityDropout")}
 DEFAULT_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerMSFEN")
 DEVICES = ("cpu", "cuda")
 FOLD = "all"  # every training case trains; the test folder is the only held-out data
