@@ -268,3 +268,13 @@ def test_residual_unit_feature_map_size_by_hand():
     v = 4 * 4 * 4
     expected = (5 * 2 + 3 * 8) * v + (8 + 3) * v + 8 * v  # multi-scale, spatial attention, skip sum
     assert unit.compute_conv_feature_map_size((4, 4, 4)) == expected
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 5), (1, 4, 5, 7, 3), (1, 2, 2, 2, 2)])
+@pytest.mark.parametrize("bins", [1, 2, 4])
+def test_exportable_adaptive_pooling_equals_pytorchs(shape, bins):
+    from nnunet_msfen.blocks.spp import adaptive_avg_pool
+
+    x = torch.randn(*shape)
+    pool = torch.nn.functional.adaptive_avg_pool2d if len(shape) == 4 else torch.nn.functional.adaptive_avg_pool3d
+    assert torch.allclose(adaptive_avg_pool(x, bins), pool(x, bins), atol=1e-6)

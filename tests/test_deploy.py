@@ -19,12 +19,12 @@ from nnunet_msfen.deploy.export import EXPORT_JSON, ExportError, export_folds, l
 BACKENDS = ["onnxruntime"] + (["openvino"] if __import__("importlib").util.find_spec("openvino") else [])
 
 
-def _trained(tmp_path, name, config, n_folds=2):
+def _trained(tmp_path, name, config, n_folds=2, patch=None):
     """A stand-in for a trained model folder and the torch predictor nnU-Net would build from it."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    patch = [32, 32] if config == "2d" else [16, 16, 16]
+    patch = patch or ([32, 32] if config == "2d" else [16, 16, 16])
     plans = brats_plans(config, PLAIN, brats_arch(config, 3), patch, 2)
     manager = PlansManager(plans)
     configuration = manager.get_configuration(config)
@@ -108,3 +108,10 @@ def test_backend_network_selects_folds_like_a_state_dict_and_refuses_others(tmp_
         net.load_state_dict({"fold": 2})
     with pytest.raises(ValueError, match="backend must be one of"):
         BackendNetwork([tmp_path / "export" / "fold_0.onnx"], "tensorrt")
+
+
+def test_a_bottleneck_the_pyramid_bins_do_not_divide_exports(tmp_path):
+    # a 2d BraTS plan ends on a 6 x 5 bottleneck: ONNX's adaptive pooling would refuse the bins 2 and 4
+    predictor, folder = _trained(tmp_path, "msfen", "2d", n_folds=1, patch=[24, 20])
+    record = export_folds(predictor, ["0"], folder, tmp_path / "export")
+    assert record["verification"]["0"]["random"] <= 1e-3

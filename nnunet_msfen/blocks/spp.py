@@ -6,6 +6,12 @@ https://arxiv.org/abs/1406.4729; the segmentation form (pool, project, upsample,
 
 MSFEN puts it at the bottleneck, where it gives every position the context of the whole patch (bin 1) and of its
 quadrants/octants (bins 2, 4) at a cost of a few small 1x1 convolutions.
+
+Under ONNX export (and ``torch.compile``) the adaptive average pooling runs as products with pooling matrices
+(``adaptive_pool_matrix``) and the nearest upsampling as gathers (``nearest_upsample``): the same windows, weights
+and source voxels, but operators that ONNX has for any size (ONNX's export of ``adaptive_avg_pool`` needs the bin to
+divide the input, and its Resize picks other source voxels, for sizes nnU-Net's plans do produce: a 2d BraTS plan
+ends on a 6 x 5 bottleneck).
 """
 from typing import Sequence, Type
 
@@ -15,6 +21,36 @@ import torch.nn.functional as F
 from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
+
+from nnunet_msfen.blocks.conv import tracing
+
+
+def adaptive_pool_matrix(length: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """(bins, length) matrix whose row i averages the window ``floor(i L / b) ... ceil((i + 1) L / b)`` of
+    PyTorch's adaptive average pooling."""
+    rows = np.zeros((bins, length), np.float32)  # built in NumPy: a constant for a tracer, not in-place ops
+    for i in range(bins):
+        start, stop = (i * length) // bins, -((-(i + 1) * length) // bins)
+        rows[i, start:stop] = 1.0 / (stop - start)
+    return torch.from_numpy(rows).to(dtype=like.dtype, device=like.device)
+
+
+def nearest_upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``F.interpolate(x, size, mode="nearest")`` as one gather per spatial axis (source index
+    ``floor(i * in / out)``, PyTorch's rule; ONNX's Resize rounds differently for sizes that do not divide)."""
+    for axis, out in zip(range(2, x.ndim), size):
+        index = torch.arange(int(out), device=x.device) * x.shape[axis] // int(out)
+        x = x.index_select(axis, index)
+    return x
+
+
+def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """``F.adaptive_avg_poolNd(x, bins)`` as one matrix product per spatial axis (ONNX-exportable for any size)."""
+    last = x.ndim - 1  # positive axes only: ONNX's Transpose takes no negative permutation
+    for axis in range(2, x.ndim):
+        pooled = torch.movedim(x, axis, last) @ adaptive_pool_matrix(x.shape[axis], bins, x).T
+        x = torch.movedim(pooled, last, axis)
+    return x
 
 
 class SpatialPyramidPooling(nn.Module):
@@ -50,8 +86,12 @@ class SpatialPyramidPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
-        pyramid = [x] + [F.interpolate(proj(self.pool_fn(x, b)), size=size, mode="nearest")
-                         for b, proj in zip(self.bins, self.projections)]
+        if tracing():
+            pyramid = [x] + [nearest_upsample(proj(adaptive_avg_pool(x, b)), size)
+                             for b, proj in zip(self.bins, self.projections)]
+        else:
+            pyramid = [x] + [F.interpolate(proj(self.pool_fn(x, b)), size=size, mode="nearest")
+                             for b, proj in zip(self.bins, self.projections)]
         return self.nonlin(self.norm(self.fuse(torch.cat(pyramid, dim=1))))
 
     def compute_conv_feature_map_size(self, input_size) -> np.int64:
