@@ -369,17 +369,37 @@ def test_fixed_iterations_train_exactly_n_iterations(setting, monkeypatch, name)
     trainer = make_trainer(getattr(training, name), plans, dataset_json)
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.save_every) == (3, 25, 1)
     steps = []
-    monkeypatch.setattr(nnUNetTrainer, "train_step", lambda self, batch: steps.append(batch) or {"loss": 0.0})
+    monkeypatch.setattr(nnUNetTrainer, "train_step", lambda self, batch: steps.append(batch["i"]) or {"loss": 0.0})
+    batch = lambda i: {"i": i, "data": torch.zeros(1, 4, 2, 2)}  # noqa: E731 (dropout variants read the data)
     trainer.current_epoch = 2  # two whole epochs of 25 done; the third is cut after 10
     trainer.on_epoch_start = lambda: None
     trainer.iterations_this_epoch = 0
     trainer.logger.log("epoch_start_timestamps", 100.0, 2)
     for i in range(10):
-        trainer.train_step(i)
+        trainer.train_step(batch(i))
     with pytest.raises(StopTraining):
-        trainer.train_step("one too many")
+        trainer.train_step(batch("one too many"))
     assert steps == list(range(10)) and trainer.iterations_trained() == 60 and trainer.current_epoch == 3
     assert name in training.__all__
+
+
+def test_fixed_iterations_count_a_finished_epoch_once(setting, monkeypatch):
+    # a run of whole epochs ends after on_epoch_end of the last one: 2 epochs of 25 are 50 iterations, not 75
+    from nnunet_msfen.training import nnUNetTrainerMSFEN_Iterations
+    from nnunet_msfen.training.fixed_iterations import ITERATIONS_VARIABLE
+
+    plans, dataset_json = setting
+    monkeypatch.setenv(ITERATIONS_VARIABLE, "50")
+    trainer = make_trainer(nnUNetTrainerMSFEN_Iterations, plans, dataset_json)
+    monkeypatch.setattr(nnUNetTrainer, "train_step", lambda self, batch: {"loss": 0.0})
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_start", lambda self: None)
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", lambda self: setattr(self, "current_epoch", self.current_epoch + 1))
+    for _ in range(2):
+        trainer.on_epoch_start()
+        for i in range(25):
+            trainer.train_step(i)
+        trainer.on_epoch_end()
+    assert trainer.iterations_trained() == 50
 
 
 def test_v1_trainer_builds_the_010_network(setting):

@@ -8,7 +8,6 @@ The last epoch of a time-budget training is usually cut off within its iteration
 it ran.
 """
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -83,17 +82,23 @@ def format_table(rows: List[Mapping]) -> str:
 def settings_summary(wd: AccuracyWorkdir) -> Dict[str, object]:
     """The settings and the machine, for the JSON and the Markdown header."""
     s = wd.settings
-    return {"train": str(Path(s.train).absolute()), "test": str(Path(s.test).absolute()), "config": s.config, "minutes": s.minutes,
+    import torch
+
+    from nnunet_msfen.benchmark.machine import describe, one_line
+
+    return {"train": str(Path(s.train).absolute()), "test": str(Path(s.test).absolute()), "config": s.config,
+            "minutes": s.minutes if s.iterations is None else None, "iterations": s.iterations, "budget": s.budget,
             "trainers": list(s.trainers), "nnunet_trainers": list(s.nnunet_trainers), "plans": s.plans,
             "batch_size": s.batch_size, "seed": s.seed, "device": s.device, "tta": s.tta,
-            "da_processes": s.da_processes, "machine": f"{platform.node()} ({platform.processor() or platform.machine()})",
+            "da_processes": s.da_processes, "machine": one_line(describe(torch.device("cpu"))),
             "written": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def markdown(rows: List[Mapping], summary: Mapping[str, object]) -> str:
     """The report as Markdown: settings, then the table."""
     s = summary
-    lines = [f"# Accuracy at an equal training budget ({s['config']}, {s['minutes']:g} min per trainer)", "",
+    equal = "number of iterations" if s.get("iterations") else "training budget"
+    lines = [f"# Accuracy at an equal {equal} ({s['config']}, {s['budget']} per trainer)", "",
              f"- train: `{s['train']}`; test: `{s['test']}` ({len(rows[0]['test_cases'])} cases: "
              f"{', '.join(rows[0]['test_cases'])})",
              f"- plans `{s['plans']}`"

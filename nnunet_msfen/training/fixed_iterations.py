@@ -45,6 +45,10 @@ class FixedIterations(EndsEarly):
         super().on_epoch_start()
         self.iterations_this_epoch = 0
 
+    def on_epoch_end(self):
+        super().on_epoch_end()  # counts the epoch as done (current_epoch + 1): its iterations are in it now
+        self.iterations_this_epoch = 0
+
     def train_step(self, batch: dict) -> dict:
         if self.iterations_trained() >= self.total_iterations:  # only within a cut-off last epoch
             self.partial_epoch_iterations = self.iterations_this_epoch
