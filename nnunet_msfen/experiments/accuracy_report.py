@@ -98,7 +98,8 @@ def markdown(rows: List[Mapping], summary: Mapping[str, object]) -> str:
     """The report as Markdown: settings, then the table."""
     s = summary
     equal = "number of iterations" if s.get("iterations") else "training budget"
-    lines = [f"# Accuracy at an equal {equal} ({s['config']}, {s['budget']} per trainer)", "",
+    budget = s.get("budget") or f"{s['minutes']:g} min"  # records written before the iterations mode
+    lines = [f"# Accuracy at an equal {equal} ({s['config']}, {budget} per trainer)", "",
              f"- train: `{s['train']}`; test: `{s['test']}` ({len(rows[0]['test_cases'])} cases: "
              f"{', '.join(rows[0]['test_cases'])})",
              f"- plans `{s['plans']}`"
