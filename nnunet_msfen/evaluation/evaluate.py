@@ -8,49 +8,58 @@ import argparse
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases
 from nnunet_msfen.io.atomic import write_csv, write_json
 from nnunet_msfen.io.images import Geometry, check_same_geometry, read_image, spacing_zyx
-from nnunet_msfen.labels import CONVENTIONS, REGIONS, check_convention, check_labels, region_masks
+from nnunet_msfen.evaluation.scoring import LABEL_CHOICES, Scoring, scoring_for
 
 CaseResult = Dict[str, Dict[str, Optional[float]]]
+Labels = Union[str, Scoring]  # a convention name (nnunet, legacy, 2023) or a task's scoring
+
+
+def _scoring(labels: Labels) -> Scoring:
+    return labels if isinstance(labels, Scoring) else scoring_for(labels)
 
 
 def evaluate_arrays(pred: np.ndarray, ref: np.ndarray, spacing: Tuple[float, ...],
-                    convention: str = "nnunet") -> CaseResult:
+                    convention: Labels = "nnunet") -> CaseResult:
     """Region and lesion-wise metrics of one case, given label arrays and the spacing in array axis order."""
     # SciPy is imported here, not at module level: the CLI imports this module for every `nnunet-msfen --help`
     from nnunet_msfen.evaluation.lesion_wise import lesion_wise
     from nnunet_msfen.evaluation.metrics import region_metrics
 
-    pred_regions, ref_regions = region_masks(pred, convention), region_masks(ref, convention)
+    scoring = _scoring(convention)
+    rule = scoring.lesion_wise
+    pred_regions, ref_regions = scoring.region_masks(pred), scoring.region_masks(ref)
     result = {}
-    for region in REGIONS:
+    for region in scoring.regions:
         scores: Dict[str, Optional[float]] = region_metrics(pred_regions[region], ref_regions[region], spacing)
-        scores.update(lesion_wise(pred_regions[region], ref_regions[region], spacing))
+        scores.update(lesion_wise(pred_regions[region], ref_regions[region], spacing, rule.dilation,
+                                  rule.threshold(region), rule.min_predicted_voxels, rule.count_false_positives))
         result[region] = scores
     return result
 
 
 def read_case(pred_path: Optional[str], ref_path: str,
-              convention: str = "nnunet") -> Tuple[np.ndarray, np.ndarray, Geometry]:
+              convention: Labels = "nnunet") -> Tuple[np.ndarray, np.ndarray, Geometry]:
     """The prediction (zeros when ``pred_path`` is None: a missing prediction), the reference and the reference's
     geometry, checked: both on one grid, every label one of ``convention``; ``ValueError`` naming the file."""
+    scoring = _scoring(convention)
     ref, ref_geometry = read_image(ref_path, label=True)
-    check_labels(ref, convention, ref_path)
+    scoring.check_labels(ref, ref_path)
     if pred_path is None:
         return np.zeros_like(ref), ref, ref_geometry
     pred, pred_geometry = read_image(pred_path, label=True)
     check_same_geometry(pred_geometry, ref_geometry, pred_path, ref_path)
-    check_labels(pred, convention, pred_path)
+    scoring.check_labels(pred, pred_path)
     return pred, ref, ref_geometry
 
 
-def evaluate_case(pred_path: Optional[str], ref_path: str, convention: str = "nnunet") -> CaseResult:
+def evaluate_case(pred_path: Optional[str], ref_path: str, convention: Labels = "nnunet") -> CaseResult:
     """Metrics of one case read from disk; ``pred_path`` None means a missing (empty) prediction."""
     pred, ref, ref_geometry = read_case(pred_path, ref_path, convention)
     return evaluate_arrays(pred, ref, spacing_zyx(ref_geometry), convention)
@@ -74,14 +83,14 @@ def mean_results(per_case: Mapping[str, CaseResult]) -> CaseResult:
     return mean
 
 
-def evaluate_pairs(pairs: Mapping[str, Tuple[Optional[str], str]], convention: str = "nnunet",
+def evaluate_pairs(pairs: Mapping[str, Tuple[Optional[str], str]], convention: Labels = "nnunet",
                    num_processes: int = 1) -> Dict[str, object]:
     """Evaluate ``{case: (prediction path or None, reference path)}``; the result has per_case, mean, missing."""
-    check_convention(convention)
+    scoring = _scoring(convention)
     if num_processes < 1:
         raise ValueError(f"num_processes must be >= 1, got {num_processes}")
     cases = sorted(pairs)
-    jobs = [(pairs[c][0], pairs[c][1], convention) for c in cases]
+    jobs = [(pairs[c][0], pairs[c][1], scoring) for c in cases]
     if num_processes == 1 or len(jobs) < 2:
         results = [_evaluate_star(j) for j in jobs]
     else:
@@ -89,7 +98,7 @@ def evaluate_pairs(pairs: Mapping[str, Tuple[Optional[str], str]], convention: s
             results = list(pool.map(_evaluate_star, jobs))
     per_case = dict(zip(cases, results))
     return {"per_case": per_case, "mean": mean_results(per_case), "missing": [c for c in cases if pairs[c][0] is None],
-            "labels": convention}
+            "labels": scoring.name}
 
 
 def folder_pairs(pred_dir: str, ref_dir: str) -> Dict[str, Tuple[Optional[str], str]]:
@@ -106,7 +115,7 @@ def folder_pairs(pred_dir: str, ref_dir: str) -> Dict[str, Tuple[Optional[str], 
                 os.path.join(ref_dir, c + SEG_SUFFIX)) for c in ref_cases}
 
 
-def evaluate_folders(pred_dir: str, ref_dir: str, convention: str = "nnunet", num_processes: int = 1) -> Dict:
+def evaluate_folders(pred_dir: str, ref_dir: str, convention: Labels = "nnunet", num_processes: int = 1) -> Dict:
     """Evaluate every reference case of ``ref_dir`` against the file of the same name in ``pred_dir``."""
     results = evaluate_pairs(folder_pairs(pred_dir, ref_dir), convention, num_processes)
     results.update(pred=str(pred_dir), ref=str(ref_dir))
@@ -136,8 +145,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", help="folder of predicted label maps (*.nii.gz)")
     parser.add_argument("ref", help="folder of reference label maps with the same file names")
     parser.add_argument("-o", "--output", required=True, help="OUT.json (OUT.csv is written beside it)")
-    parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS),
-                        help="label convention of both folders (default: nnunet = 1 edema, 2 NCR, 3 ET)")
+    parser.add_argument("--labels", default="nnunet", choices=sorted(LABEL_CHOICES),
+                        help="label convention of both folders (default: nnunet = 1 edema, 2 NCR, 3 ET); with --task: "
+                             "nnunet (the task's converted dataset) or brats (the task's own labels)")
+    parser.add_argument("--task", default=None, help="a BraTS task since 2023 (gli2024, ped, menrt, ...): its "
+                        "regions and lesion-wise parameters (nnunet_msfen.brats_tasks)")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.json / OUT.csv")
 
@@ -166,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if not list_cases(args.pred):
         raise CommandError(f"no prediction (*{SEG_SUFFIX}) in {args.pred}: nothing to evaluate")
     try:
-        results = evaluate_folders(args.pred, args.ref, args.labels, args.num_processes)
+        results = evaluate_folders(args.pred, args.ref, scoring_for(args.labels, args.task), args.num_processes)
     except ValueError as e:
         raise CommandError(str(e)) from None
     csv_path = save_results(results, args.output)

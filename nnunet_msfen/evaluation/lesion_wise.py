@@ -18,7 +18,9 @@ brats_metrics.py`` (github.com/rachitsaluja/BraTS-2023-Metrics, commit 5db2741),
 6. No scored lesion and no false positive (0 / 0): Dice 1, HD95 0.
 
 Constants for the adult glioma task (``get_challenge_parameters('BraTS-GLI')``): dilation 3, threshold 50 mm^3,
-penalty 374 mm. Deviation: per-lesion HD95 uses this package's HD95 (medpy's definition, see ``metrics``)
+penalty 374 mm. Other tasks (``nnunet_msfen.brats_tasks``) differ in dilation and threshold, and two in more: PED
+2024 removes predicted components of ``min_predicted_voxels`` voxels or fewer before scoring, MEN-RT 2024 scores no
+false positive (``count_false_positives=False``). Deviation: per-lesion HD95 uses this package's HD95 (medpy's definition, see ``metrics``)
 where the official code uses DeepMind's surfel-area-weighted ``compute_robust_hausdorff``; the two agree to
 within a fraction of a voxel and are identical for the penalty cases. Dice, matching and counts are identical.
 
@@ -48,7 +50,8 @@ def _union_box(boxes: List[Tuple[slice, ...]]) -> Tuple[slice, ...]:
 
 
 def lesion_wise(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], dilation: int = LESION_DILATION,
-                volume_threshold: float = LESION_VOLUME_THRESHOLD_MM3) -> Dict[str, Optional[float]]:
+                volume_threshold: float = LESION_VOLUME_THRESHOLD_MM3, min_predicted_voxels: Optional[int] = None,
+                count_false_positives: bool = True) -> Dict[str, Optional[float]]:
     """Lesion-wise scores of one region (boolean masks, 3-D) following the BraTS 2023 rules (module docstring).
 
     Returns ``lesion_dice``, ``lesion_hd95``, ``lesion_tp``/``lesion_fp``/``lesion_fn`` (counts over scored
@@ -62,7 +65,12 @@ def lesion_wise(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], dil
     voxel_volume = float(np.prod(spacing))
     small_volume = math.pi / 6.0 * SMALL_LESION_DIAMETER_MM ** 3
 
-    pred_cc, _ = ndimage.label(pred, structure=_CC_STRUCTURE)
+    pred_cc, n_pred = ndimage.label(pred, structure=_CC_STRUCTURE)
+    if min_predicted_voxels:  # PED 2024: predicted specks of at most this many voxels do not count
+        sizes = np.bincount(pred_cc.ravel(), minlength=n_pred + 1)
+        keep = sizes > min_predicted_voxels
+        keep[0] = False
+        pred_cc, _ = ndimage.label(keep[pred_cc], structure=_CC_STRUCTURE)
     pred_boxes = ndimage.find_objects(pred_cc)
     roi = ndimage.binary_dilation(ref, structure=_DILATION_STRUCTURE, iterations=dilation) if dilation else ref
     roi_cc, n_lesions = ndimage.label(roi, structure=_CC_STRUCTURE)
@@ -91,10 +99,11 @@ def lesion_wise(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], dil
         tp, fn = (tp + 1, fn) if len(hits) else (tp, fn + 1)
 
     n_fp = len(pred_boxes) - len(matched)
-    n = len(scored_dice) + n_fp
+    penalised = n_fp if count_false_positives else 0
+    n = len(scored_dice) + penalised
     return {
         "lesion_dice": float(sum(scored_dice) / n) if n else 1.0,
-        "lesion_hd95": float((sum(scored_hd) + LESION_PENALTY_HD95 * n_fp) / n) if n else 0.0,
+        "lesion_hd95": float((sum(scored_hd) + LESION_PENALTY_HD95 * penalised) / n) if n else 0.0,
         "lesion_tp": tp,
         "lesion_fp": n_fp,
         "lesion_fn": fn,
