@@ -242,16 +242,26 @@ def test_ending_early_still_runs_on_train_end(setting, monkeypatch):
     assert calls == ["on_train_end"]
 
 
-@pytest.mark.parametrize("value, bad", [(None, "not set"), ("ten", "'ten'"), ("0", "'0'"), ("-3", "'-3'")])
-def test_time_budget_reads_minutes_from_the_environment(monkeypatch, value, bad):
+def _readers():
+    from nnunet_msfen.training.fixed_iterations import ITERATIONS_VARIABLE, training_iterations_from_environment
+
+    return [(BUDGET_VARIABLE, training_minutes_from_environment, "2.5", 2.5, "-3"),
+            (ITERATIONS_VARIABLE, training_iterations_from_environment, "60", 60, "2.5")]
+
+
+@pytest.mark.parametrize("reader", [0, 1])
+@pytest.mark.parametrize("value", [None, "ten", "0", "bad"])
+def test_budgets_read_from_the_environment_name_a_bad_value(monkeypatch, reader, value):
+    variable, read, good, parsed, bad = _readers()[reader]
+    value = bad if value == "bad" else value
     if value is None:
-        monkeypatch.delenv(BUDGET_VARIABLE, raising=False)
+        monkeypatch.delenv(variable, raising=False)
     else:
-        monkeypatch.setenv(BUDGET_VARIABLE, value)
-    with pytest.raises(ValueError, match=bad):
-        training_minutes_from_environment()
-    monkeypatch.setenv(BUDGET_VARIABLE, "2.5")
-    assert training_minutes_from_environment() == 2.5
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match="not set" if value is None else repr(value)):
+        read()
+    monkeypatch.setenv(variable, good)
+    assert read() == parsed
 
 
 def test_time_budget_resizes_the_schedule_to_the_measured_epoch_time(setting, monkeypatch):
@@ -341,20 +351,6 @@ def test_short_schedule_refuses_a_misnamed_attribute_when_the_class_is_made(attr
         type("Typo", (ShortSchedule,), {attribute: 3})
     ok = type("Fine", (ShortSchedule,), {"epochs": 3, "stop_after_epochs": 2, "learning_rate": 1e-2})
     assert ok.epochs == 3
-
-
-@pytest.mark.parametrize("value, bad", [(None, "not set"), ("ten", "'ten'"), ("0", "'0'"), ("2.5", "'2.5'")])
-def test_fixed_iterations_reads_the_count_from_the_environment(monkeypatch, value, bad):
-    from nnunet_msfen.training.fixed_iterations import ITERATIONS_VARIABLE, training_iterations_from_environment
-
-    if value is None:
-        monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
-    else:
-        monkeypatch.setenv(ITERATIONS_VARIABLE, value)
-    with pytest.raises(ValueError, match=bad):
-        training_iterations_from_environment()
-    monkeypatch.setenv(ITERATIONS_VARIABLE, "60")
-    assert training_iterations_from_environment() == 60
 
 
 @pytest.mark.parametrize("name", ["nnUNetTrainer_Iterations", "nnUNetTrainerMSFEN_Iterations",
