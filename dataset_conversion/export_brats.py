@@ -14,8 +14,10 @@ What the portals expect (from the BraTS instructions of each year, summarised):
 nnU-Net's predictions already have the geometry of the images they were predicted from (convert-brats keeps
 the source geometry), so it is copied unchanged; only the labels are mapped back (the inverse of the task's
 ``to_nnunet``) and stored as uint8. The BraTS case id and the task come from the dataset's ``brats_cases.json``
-when given (``--mapping`` or ``-d``), otherwise the prediction's file name is taken as the case id and the task
-(``--task``) or the older ``--convention`` (legacy = the legacy task, 2023 = GLI 2023) must be given.
+when given (``--mapping`` or ``-d``); a prediction the mapping does not know (a held-out or validation case, predicted
+from images that were never part of the dataset) and every prediction without a mapping keep their file name as
+the case id, and then the task comes from the mapping, ``--task`` or the older ``--convention`` (legacy = the
+legacy task, 2023 = GLI 2023).
 """
 import argparse
 import os
@@ -55,11 +57,9 @@ def _plan(pred_dir: Path, manifest: Optional[Dict[str, Any]]) -> List[Tuple[Path
     plan, seen = [], {}
     for p in preds:
         nnunet_id = p.name[: -len(".nii.gz")]
-        if manifest is not None:
-            if nnunet_id not in manifest["cases"]:
-                raise BratsConversionError(f"prediction {p} has no case {nnunet_id!r} in the dataset's mapping")
+        if manifest is not None and nnunet_id in manifest["cases"]:
             case_id = manifest["cases"][nnunet_id]["brats_id"]
-        else:
+        else:  # no mapping, or a held-out case predicted from outside the training data: its file name is its id
             case_id = nnunet_id
         try:
             check_plain_name(case_id)

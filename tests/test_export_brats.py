@@ -110,3 +110,18 @@ def test_real_brats2018_round_trip(tmp_path, nnunet_dirs, brats2018_sample):
         assert exported.GetSize() == (240, 240, 155)
         assert np.allclose(exported.GetOrigin(), original.GetOrigin())
         assert np.allclose(exported.GetDirection(), original.GetDirection())
+
+
+def test_a_held_out_prediction_outside_the_mapping_keeps_its_name_and_the_datasets_task(tmp_path, nnunet_dirs):
+    # the demo's held-out cases, or a validation release, are predicted without being part of the dataset
+    src, cases = make_release(tmp_path / "src", "2021", n=1)
+    out = convert_brats(src, 5, progress=False)
+    preds = tmp_path / "pred"
+    preds.mkdir()
+    (label_file,) = (out / "labelsTr").glob("*.nii.gz")
+    shutil.copy(label_file, preds / label_file.name)
+    shutil.copy(label_file, preds / "BraTS2021_99999.nii.gz")  # not in brats_cases.json
+    written = export_brats(preds, tmp_path / "sub", dataset_id=5)
+    assert sorted(p.name for p in written) == sorted([f"{c}.nii.gz" for c in cases] + ["BraTS2021_99999.nii.gz"])
+    held_out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "sub" / "BraTS2021_99999.nii.gz")))
+    assert set(np.unique(held_out)) <= {0, 1, 2, 4}  # mapped back to the dataset's (legacy) labels
