@@ -225,3 +225,17 @@ def test_demo_end_to_end_then_rerun_reuses_every_step(tmp_path):
     # every step reused: no training epoch and no prediction ran again
     assert second.stdout.count("reused") == len(STEPS)
     assert "Epoch " not in second.stdout and "Predicting" not in second.stdout
+    # the commands the demo prints to continue work as printed, with the printed exports
+    from nnunet_msfen.demo import next_steps
+
+    wd = DemoWorkdir(workdir, DemoSettings(train_cases=4, test_cases=2, shape=(24, 24, 24),
+                                           trainer="nnUNetTrainerMSFEN_Smoke"))
+    assert next_steps.text(wd) in first.stdout
+    env = {**os.environ, **next_steps.environment(wd)}
+    for command in next_steps.commands(wd):
+        exe = str(Path(sys.executable).parent / command[0])
+        done = subprocess.run([exe, *command[1:]], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    assert sorted(p.name for p in (workdir / "submission").glob("*.nii.gz")) == ["BraTS2021_00004.nii.gz",
+                                                                                   "BraTS2021_00005.nii.gz"]
+    assert (workdir / "submission" / "volumes.csv").is_file() and (workdir / "metrics_again.json").is_file()

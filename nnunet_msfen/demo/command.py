@@ -66,5 +66,9 @@ def run(args: argparse.Namespace) -> int:
     print(verdict(result.margins))
     print(f"\nper-case metrics: {result.evaluation} and {result.evaluation.with_suffix('.csv')}")
     print(f"overlay (reference top, prediction bottom; WT green, TC blue, ET red): {result.overlay}")
+    from nnunet_msfen.demo.next_steps import text
+    from nnunet_msfen.demo.workdir import DemoWorkdir
+
+    print("\n" + text(DemoWorkdir(args.workdir, settings)))
     print(f"demo finished in {time.monotonic() - start:.0f} s")
     return 0
