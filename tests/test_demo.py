@@ -238,4 +238,5 @@ def test_demo_end_to_end_then_rerun_reuses_every_step(tmp_path):
         assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
     assert sorted(p.name for p in (workdir / "submission").glob("*.nii.gz")) == ["BraTS2021_00004.nii.gz",
                                                                                    "BraTS2021_00005.nii.gz"]
-    assert (workdir / "submission" / "volumes.csv").is_file() and (workdir / "metrics_again.json").is_file()
+    assert (workdir / "submission" / "volumes.csv").is_file() and (workdir / "metrics_two_folds.json").is_file()
+    assert (wd.results / wd.settings.dataset / "inference_instructions.txt").is_file()  # find_best_configuration's

@@ -1,5 +1,6 @@
 """What to type after the demo: nnU-Net's own commands (and this package's) that continue from the demo's dataset
-and model, exactly as printed at the end of ``nnunet-msfen demo`` (the slow demo test runs them)."""
+and model (a second fold, the choice of configuration, the ensemble's prediction, the BraTS export), as printed
+at the end of ``nnunet-msfen demo`` (the slow demo test runs them)."""
 from typing import Dict, List
 
 from nnunet_msfen.demo.workdir import CONFIGURATION, DEMO_PLANS, FOLD, DemoWorkdir
@@ -12,19 +13,21 @@ def environment(wd: DemoWorkdir) -> Dict[str, str]:
 
 
 def commands(wd: DemoWorkdir) -> List[List[str]]:
-    """Predict the held-out cases again with nnU-Net's predictor, export them to BraTS labels and names (with
-    volumes.csv), score them, and rerun nnU-Net's validation of the trained fold."""
+    """Train the split's second fold, let nnU-Net pick the configuration from both folds' validation, predict the
+    held-out cases with the two folds' ensemble, export them to BraTS labels and names (with volumes.csv) and
+    score them."""
     s = wd.settings
-    model = ["-d", str(s.dataset_id), "-c", CONFIGURATION, "-tr", s.trainer, "-p", DEMO_PLANS]
-    again = wd.root / "predictions_again"
+    model = ["-c", CONFIGURATION, "-tr", s.trainer, "-p", DEMO_PLANS]
+    again = wd.root / "predictions_two_folds"
     return [
-        ["nnUNetv2_predict", "-i", str(wd.dataset_raw / "imagesTs"), "-o", str(again), *model, "-f", str(FOLD),
-         "-device", "cpu", "--disable_tta"],
+        ["nnUNetv2_train", str(s.dataset_id), CONFIGURATION, str(FOLD + 1), "-tr", s.trainer, "-p", DEMO_PLANS,
+         "-device", "cpu"],
+        ["nnUNetv2_find_best_configuration", str(s.dataset_id), *model, "-f", str(FOLD), str(FOLD + 1)],
+        ["nnUNetv2_predict", "-i", str(wd.dataset_raw / "imagesTs"), "-o", str(again), "-d", str(s.dataset_id),
+         *model, "-f", str(FOLD), str(FOLD + 1), "-device", "cpu", "--disable_tta"],
         ["nnunet-msfen", "export-brats", str(again), str(wd.root / "submission"), "-d", str(s.dataset_id)],
         ["nnunet-msfen", "evaluate", str(again), str(wd.dataset_raw / "labelsTs"), "-o",
-         str(wd.root / "metrics_again.json")],
-        ["nnUNetv2_train", str(s.dataset_id), CONFIGURATION, str(FOLD), "-tr", s.trainer, "-p", DEMO_PLANS,
-         "-device", "cpu", "--val"],
+         str(wd.root / "metrics_two_folds.json")],
     ]
 
 

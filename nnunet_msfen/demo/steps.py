@@ -80,11 +80,14 @@ def write_demo_plans(wd: DemoWorkdir) -> Path:
 
 
 def write_split(wd: DemoWorkdir) -> List[str]:
-    """``splits_final.json`` with one fold: the last ``val_cases`` training cases validate. nnU-Net's 5-fold
-    split would validate on a fifth of the cases, with test-time mirroring, which costs minutes on a CPU."""
+    """``splits_final.json`` with two folds of ``val_cases`` validation cases each: fold 0 (the demo's, the last
+    cases) and fold 1 (the ones before them), which the printed next steps train. nnU-Net's 5-fold split would
+    validate on a fifth of the cases, with test-time mirroring, which costs minutes on a CPU. Returns fold 0's
+    validation cases."""
     cases = sorted(p.name[: -len(".nii.gz")] for p in (wd.dataset_raw / "labelsTr").glob("*.nii.gz"))
     n_val = wd.settings.val_cases
-    split = [{"train": cases[:-n_val], "val": cases[-n_val:]}]
+    folds = [cases[-n_val:], cases[-2 * n_val:-n_val]]
+    split = [{"train": [c for c in cases if c not in val], "val": val} for val in folds]
     write_json(wd.dataset_preprocessed / "splits_final.json", split)
     return split[0]["val"]
 
