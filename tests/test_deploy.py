@@ -115,3 +115,57 @@ def test_a_bottleneck_the_pyramid_bins_do_not_divide_exports(tmp_path):
     predictor, folder = _trained(tmp_path, "msfen", "2d", n_folds=1, patch=[24, 20])
     record = export_folds(predictor, ["0"], folder, tmp_path / "export")
     assert record["verification"]["0"]["random"] <= 1e-3
+
+
+# --- int8 ----------------------------------------------------------------------------------------------------------
+def test_region_dice_pools_overlaps_over_patches():
+    from nnunet_msfen.deploy.quantize import region_dice
+
+    pred = [np.array([0, 1, 3, 3]), np.array([0, 0, 0, 0])]
+    ref = [np.array([0, 1, 1, 3]), np.array([0, 0, 0, 3])]
+    dice = region_dice(pred, ref, {"wt": (1, 2, 3), "et": (3,), "nc": (2,)})
+    assert dice["wt"] == pytest.approx(2 * 3 / (3 + 4)) and dice["et"] == pytest.approx(2 * 1 / (2 + 2))
+    assert np.isnan(dice["nc"])
+
+
+@pytest.mark.parametrize("method", ["static", "dynamic"])
+@pytest.mark.parametrize("threshold, offered", [(1.0, True), (-1.0, False)])
+def test_quantisation_reports_and_keeps_the_int8_models_only_where_dice_holds(tmp_path, monkeypatch, method,
+                                                                            threshold, offered):
+    from nnunet_msfen.deploy import quantize
+
+    predictor, folder = _trained(tmp_path, "msfen", "2d", n_folds=1)
+    export = tmp_path / "export"
+    record = export_folds(predictor, ["0"], folder, export)
+    rng = np.random.default_rng(0)
+    patches = [(rng.standard_normal((1, 4, 32, 32)).astype(np.float32), rng.integers(0, 4, (32, 32)))
+               for _ in range(4)]
+    monkeypatch.setattr(quantize, "MAX_DICE_LOSS", threshold)
+    entry = quantize.quantize_export(export, record, method, patches, predictor.label_manager)
+    fold = entry["folds"]["0"]
+    assert entry["calibration_patches"] == entry["checked_patches"] == 2 and entry["offered"] is offered
+    assert fold["bytes"]["int8"] < fold["bytes"]["float"] and fold["seconds_per_patch"]["int8"] > 0
+    assert set(fold["dice"]["int8"]) == {"whole tumor", "tumor core", "enhancing tumor"}
+    assert (export / "fold_0.int8.onnx").is_file() is offered
+    record["int8"] = entry
+    (export / EXPORT_JSON).write_text(json.dumps(record))
+    if offered:
+        net = load_export(export, "onnxruntime", int8=True).network
+        assert net(torch.from_numpy(patches[2][0])).shape == (1, 3, 32, 32)
+    else:
+        with pytest.raises(ExportError, match="were not kept"):
+            load_export(export, "onnxruntime", int8=True)
+
+
+def test_int8_of_an_export_without_int8_models_is_an_error(tmp_path):
+    predictor, folder = _trained(tmp_path, "plain", "2d", n_folds=1)
+    export_folds(predictor, ["0"], folder, tmp_path / "export")
+    with pytest.raises(ExportError, match="no int8 models: export with --quantize"):
+        load_export(tmp_path / "export", "onnxruntime", int8=True)
+
+
+def test_quantisation_needs_patches_to_calibrate_and_to_check():
+    from nnunet_msfen.deploy.quantize import quantize_export
+
+    with pytest.raises(ValueError, match="at least 2 real preprocessed patches"):
+        quantize_export(None, {"files": {}}, "static", [(None, None)], None)

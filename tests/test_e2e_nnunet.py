@@ -197,9 +197,12 @@ def test_export_onnx_then_predict_with_onnxruntime_equals_torch(cross_validation
     ds = cross_validation
     export = tmp_path / "export"
     ds.run("nnunet-msfen", "export-onnx", "-d", str(TRAIN_ID), "-c", "3d_fullres", "-tr", TRAINER, "-f", "0", "1",
-           "-o", str(export))
+           "-o", str(export), "--quantize", "dynamic", "--quantize-cases", "4")
     record = json.loads((export / "export.json").read_text())
     assert record["folds"] == ["0", "1"] and set(record["verification"]["0"]) == {"random", "real"}
+    int8 = record["int8"]  # calibrated and checked on the dataset's own preprocessed cases
+    assert int8["checked_patches"] == 2 and set(int8["folds"]) == {"0", "1"}
+    assert (export / "fold_0.int8.onnx").is_file() is int8["offered"]
     common = ["-i", str(ds.test_images), "--disable_tta"]
     ds.run("nnunet-msfen", "predict", *common, "-o", str(tmp_path / "torch"), "-d", str(TRAIN_ID), "-c", "3d_fullres",
            "-tr", TRAINER, "-f", "0", "1", "-device", "cpu")

@@ -96,3 +96,17 @@ def test_command_refuses_a_case_without_any_sequence_and_an_existing_output(tmp_
     (tmp_path / "full" / "x").write_text("keep me")
     assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "full"), *ARGS]) == 1
     assert "--overwrite" in capsys.readouterr().err and (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--int8"], "--int8 runs the int8 models of an export folder"),
+    (["-m", "EXPORT", "--backend", "torch"], "pass --backend onnxruntime"),
+    (["-m", "EXPORT", "--backend", "onnxruntime", "-tr", "X"], "-m takes the place of -d/-c/-tr"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_model_flags_that_do_not_go_together_are_named(tmp_path, capsys, extra, message):
+    _nnunet_case(tmp_path / "in", "c", [0, 1, 2, 3])
+    model = ARGS if "-m" not in extra else []
+    extra = [str(tmp_path / e) if e == "EXPORT" else e for e in extra]
+    assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *model, *extra]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ hand, on a real patch, ONNX Runtime's logits must equal PyTorch's within ``TOLER
 the fold.
 """
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -23,32 +23,40 @@ class ExportError(ValueError):
     """An export that failed its verification, or an export folder that cannot be used."""
 
 
-def real_patch(preprocessed_folder: Optional[Path], patch_size: List[int], channels: int) -> Optional[np.ndarray]:
-    """A (1, channels, *patch) patch from the centre of the first preprocessed case of ``preprocessed_folder``
-    (a 2D patch from its middle slice), zero-padded where the case is smaller; ``None`` when there is none."""
+def preprocessed_patches(preprocessed_folder: Optional[Path], patch_size: List[int], channels: int,
+                         n_cases: int = 1) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """``(image, reference)`` pairs, a (1, channels, *patch) image and its (*patch) segmentation, from the first
+    ``n_cases`` preprocessed cases of ``preprocessed_folder``, centred on each case's foreground (a 2D patch from
+    the slice through it), zero-padded where the case is smaller; empty when there is no preprocessed data."""
     if preprocessed_folder is None or not Path(preprocessed_folder).is_dir():
-        return None
+        return []
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     try:
         dataset = infer_dataset_class(str(preprocessed_folder))(str(preprocessed_folder))
-        keys = sorted(dataset.identifiers)
+        keys = sorted(dataset.identifiers)[:n_cases]
     except (RuntimeError, ValueError, FileNotFoundError):
-        return None
-    if not keys:
-        return None
-    data = np.asarray(dataset.load_case(keys[0])[0])
-    if len(patch_size) == 2:
-        data = data[:, data.shape[1] // 2]
-    patch = np.zeros((channels, *patch_size), np.float32)
-    src, dst = [slice(None)], [slice(None)]
-    for size, want in zip(data.shape[1:], patch_size):
+        return []
+    return [_centred_patch(*dataset.load_case(key)[:2], patch_size, channels) for key in keys]
+
+
+def _centred_patch(data, seg, patch_size: List[int], channels: int) -> Tuple[np.ndarray, np.ndarray]:
+    data, seg = np.asarray(data), np.asarray(seg)[0]
+    foreground = np.argwhere(seg > 0)
+    centre = foreground.mean(0).astype(int) if len(foreground) else np.array(seg.shape) // 2
+    if len(patch_size) == 2:  # the slice through the foreground's centre
+        data, seg, centre = data[:, centre[0]], seg[centre[0]], centre[1:]
+    image = np.zeros((channels, *patch_size), np.float32)
+    reference = np.zeros(patch_size, np.int16)
+    src, dst = [], []
+    for size, want, c in zip(seg.shape, patch_size, centre):
         n = min(size, want)
-        start = (size - n) // 2
+        start = int(np.clip(c - n // 2, 0, size - n))
         src.append(slice(start, start + n))
         dst.append(slice(0, n))
-    patch[tuple(dst)] = data[tuple(src)][:channels]
-    return patch[None]
+    image[(slice(None), *dst)] = data[(slice(None), *src)][:channels]
+    reference[tuple(dst)] = np.maximum(seg[tuple(src)], 0)  # -1 (outside the brain) is background
+    return image[None], reference
 
 
 def export_folds(predictor, folds: List[str], model_folder: Path, out: Path,
@@ -70,9 +78,9 @@ def export_folds(predictor, folds: List[str], model_folder: Path, out: Path,
     net = predictor.network.eval()
     torch.manual_seed(0)
     inputs = {"random": torch.randn(1, channels, *patch)}
-    real = real_patch(preprocessed_folder, patch, channels)
-    if real is not None:
-        inputs["real"] = torch.from_numpy(real)
+    real = preprocessed_patches(preprocessed_folder, patch, channels)
+    if real:
+        inputs["real"] = torch.from_numpy(real[0][0])
     out.mkdir(parents=True, exist_ok=True)
     verification, files = {}, {}
     for fold, params in zip(folds, predictor.list_of_parameters):
@@ -107,18 +115,31 @@ def export_folds(predictor, folds: List[str], model_folder: Path, out: Path,
     return record
 
 
+def _int8_files(folder: Path, record: Dict) -> Dict[str, str]:
+    entry = record.get("int8")
+    if not entry:
+        raise ExportError(f"{folder} has no int8 models: export with --quantize static|dynamic")
+    if not entry.get("offered"):
+        losses = ", ".join(f"fold {f} {v['dice_loss']:+.4f}" for f, v in entry["folds"].items())
+        raise ExportError(f"{folder}: the int8 models lost more than {entry['max_dice_loss']} Dice against the "
+                          f"float ones ({losses}) and were not kept; predict without --int8")
+    return entry["files"]
+
+
 def _configuration_name(predictor) -> str:
     plans = predictor.plans_manager
     return next(n for n in plans.available_configurations
                 if plans.get_configuration(n).configuration == predictor.configuration_manager.configuration)
 
 
-def load_export(folder: Path, backend: str, threads: Optional[int] = None, mirroring: bool = True):
-    """nnU-Net's predictor over the exported folds in ``folder``, run by ``backend`` (no nnU-Net folder needed).
+def load_export(folder: Path, backend: str, threads: Optional[int] = None, mirroring: bool = True,
+                int8: bool = False):
+    """nnU-Net's predictor over the exported folds in ``folder``, run by ``backend`` (no nnU-Net folder needed);
+    ``int8``: the quantised folds, which exist only where they kept Dice (``export-onnx --quantize``).
 
     Raises:
         ExportError: naming the file when ``export.json``, ``plans.json``, ``dataset.json`` or a fold's model is
-            missing or unreadable.
+            missing or unreadable, or when ``int8`` is asked of an export without offered int8 models.
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -129,8 +150,11 @@ def load_export(folder: Path, backend: str, threads: Optional[int] = None, mirro
     folder = Path(folder)
     try:
         record, plans, dataset_json = (read_json(folder / n) for n in (EXPORT_JSON, "plans.json", "dataset.json"))
-        models = [folder / record["files"][f] for f in record["folds"]]
+        files = _int8_files(folder, record) if int8 else record["files"]
+        models = [folder / files[f] for f in record["folds"]]
         configuration = PlansManager(plans).get_configuration(record["configuration"])
+    except ExportError:
+        raise
     except (ValueError, KeyError, TypeError) as e:
         raise ExportError(f"{folder} is not a usable export folder: {e}") from None
     missing = [str(m) for m in models if not m.is_file()]

@@ -3,7 +3,7 @@
     nnunet-msfen predict -i IN -o OUT -d ID -c CONFIG -tr TRAINER [-p PLANS] [-f FOLDS] [-chk CHECKPOINT]
                          [--missing t1 t1ce t2 flair] [--save-attention] [-device cpu|cuda] [--disable_tta]
                          [--backend torch|onnxruntime|openvino] [--threads N] [--overwrite]
-    nnunet-msfen predict -i IN -o OUT -m EXPORT_DIR --backend onnxruntime|openvino [...]
+    nnunet-msfen predict -i IN -o OUT -m EXPORT_DIR --backend onnxruntime|openvino [--int8] [...]
 
 IN holds cases in nnU-Net's naming (CASE_0000.nii.gz ... _0003) or as BraTS case folders; any sequence file may be
 absent. A missing sequence is replaced by an all-zero image of the case's geometry (nnU-Net's normalisation keeps it
@@ -13,7 +13,8 @@ weighting, test-time mirroring, ensembling over folds, export). ``--missing`` le
 
 --backend runs the network in ONNX Runtime or OpenVINO on the CPU (the folds exported and verified first, or taken
 from an ``export-onnx`` folder with ``-m``, which needs no nnU-Net folder at all); everything around the network is
-still nnU-Net's predictor. --threads sets the backend's CPU threads.
+still nnU-Net's predictor. --threads sets the backend's CPU threads. --int8 runs the export's int8 models, which
+``export-onnx --quantize`` keeps only where they held Dice.
 
 --save-attention writes ``OUT/attention/CASE.json``: the MSFEN stem's weight per sequence (``last_modality_weights``),
 averaged over the patches of the case: which sequences the model leaned on (0 for a missing one).
@@ -40,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
                         help="what runs the network (default torch)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime/openvino backend")
+    parser.add_argument("--int8", action="store_true",
+                        help="the export's int8 models (with -m; only where export-onnx --quantize kept them)")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     parser.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], help="folds (default 0-4)")
     parser.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
@@ -113,6 +116,9 @@ def _check_model_arguments(args: argparse.Namespace) -> None:
     elif not (args.dataset and args.configuration and args.trainer):
         raise CommandError("give the trained model with -d DATASET -c CONFIGURATION -tr TRAINER, or an export "
                            "folder with -m EXPORT_DIR")
+    if args.int8 and args.model_export is None:
+        raise CommandError("--int8 runs the int8 models of an export folder: pass -m EXPORT_DIR (made with "
+                           "export-onnx --quantize)")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
 
@@ -127,7 +133,7 @@ def _predictor(args: argparse.Namespace, scratch_export: Path):
     mirroring = not args.disable_tta
     try:
         if args.model_export is not None:
-            return load_export(args.model_export, args.backend, args.threads, mirroring)
+            return load_export(args.model_export, args.backend, args.threads, mirroring, int8=args.int8)
         spec = ModelSpec(args.dataset, args.trainer, args.plans, args.configuration, tuple(args.folds),
                          args.checkpoint)
         predictor = load_predictor(spec, args.device if args.backend == "torch" else "cpu", mirroring)
