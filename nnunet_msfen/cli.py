@@ -27,7 +27,7 @@ SUBCOMMANDS = {
     "robustness": ("nnunet_msfen.evaluation.robustness_command", "predict and score a test folder under all 15 subsets of the MRI sequences"),
     "evaluate": ("nnunet_msfen.evaluation.evaluate", "region and BraTS lesion-wise metrics of a prediction folder"),
     "compare": ("nnunet_msfen.evaluation.compare", "compare two trainers' cross-validation results, with a report"),
-    "postprocess": ("nnunet_msfen.evaluation.postprocessing", "apply the BraTS enhancing-tumour rule to a folder"),
+    "postprocess": ("nnunet_msfen.evaluation.postprocess_command", "choose and apply the ET rule or lesion-wise component rules"),
     "demo": ("nnunet_msfen.demo.command", "the whole pipeline on phantom data on the CPU, with metrics and an overlay"),
     "benchmark": ("nnunet_msfen.benchmark.command", "parameters, FLOPs, memory, step and prediction time vs nnU-Net's U-Nets"),
     "benchmark-accuracy": ("nnunet_msfen.experiments.accuracy_command", "train trainers for equal minutes on BraTS cases, score held-out ones"),

@@ -1,4 +1,5 @@
-"""The BraTS enhancing-tumour postprocessing rule (``nnunet-msfen postprocess``).
+"""The BraTS enhancing-tumour postprocessing rule (``nnunet-msfen postprocess``; the lesion-wise component rules
+are in ``component_postprocessing``, the command in ``postprocess_command``).
 
 nnU-Net's BraTS 2020 winning entry (Isensee et al., "nnU-Net for Brain Tumor Segmentation", BrainLes 2020,
 arXiv:2011.00848): when a case's predicted enhancing tumour has fewer voxels than a threshold, all of it becomes
@@ -6,18 +7,12 @@ necrosis. A false-positive ET in a case without ET costs a whole Dice point (Bra
 removing small ET predictions pays on average. The threshold is chosen on cross-validation predictions to
 maximise mean ET Dice under the BraTS empty-mask convention, then applied to new predictions.
 """
-import argparse
-import os
-from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from nnunet_msfen.evaluation.evaluate import folder_pairs, read_case
-from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases, read_json
-from nnunet_msfen.io.atomic import staged_files, write_image, write_json
-from nnunet_msfen.io.images import read_image, to_image
-from nnunet_msfen.labels import CONVENTIONS, NECROSIS_LABEL, check_labels, region_labels
+from nnunet_msfen.evaluation.evaluate import read_case
+from nnunet_msfen.labels import NECROSIS_LABEL, region_labels
 
 EtStats = Tuple[int, float, float]  # (predicted ET voxels, ET Dice kept, ET Dice if the ET were removed)
 
@@ -77,81 +72,3 @@ def threshold_study(pairs: Mapping[str, Tuple[Optional[str], str]], convention: 
             "et_dice_after": mean_et_dice(stats, threshold),
             "cases_changed": sum(1 for n, _, _ in stats if 0 < n < threshold), "n_cases": len(stats),
             "table": [{"threshold": t, "mean_et_dice": d} for t, d in table]}
-
-
-def postprocess_folder(in_dir: str, out_dir: str, threshold: int, convention: str = "nnunet") -> List[str]:
-    """Apply the rule to every label map of ``in_dir``, writing files of the same names to ``out_dir``.
-
-    All files are processed into a staging folder and moved in only when every one succeeded; returns the
-    changed cases.
-    """
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0 voxels, got {threshold}")
-    cases = list_cases(in_dir)
-    if not cases:
-        raise ValueError(f"no {SEG_SUFFIX} files in {in_dir}")
-    if Path(in_dir).resolve() == Path(out_dir).resolve():
-        raise ValueError(f"output folder must differ from the input folder {in_dir}: predictions are not overwritten")
-    changed = []
-    # staged: a corrupt file half-way leaves nothing behind in out_dir
-    with staged_files(out_dir) as staging:
-        for case in cases:
-            path = os.path.join(in_dir, case + SEG_SUFFIX)
-            seg, geometry = read_image(path, label=True)
-            check_labels(seg, convention, path)
-            out = apply_et_rule(seg, threshold, convention)
-            if not np.array_equal(out, seg):
-                changed.append(case)
-            write_image(staging / (case + SEG_SUFFIX), to_image(out.astype(np.uint8), geometry))
-    return changed
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``nnunet-msfen postprocess``."""
-    parser.add_argument("input", help="folder of predicted label maps (*.nii.gz)")
-    parser.add_argument("-o", "--output", required=True, help="folder for the postprocessed label maps")
-    how = parser.add_mutually_exclusive_group(required=True)
-    how.add_argument("--threshold", type=int, help="ET voxel threshold to apply")
-    how.add_argument("--threshold-from", metavar="JSON",
-                     help="postprocessing.json written by `compare` or by an earlier --ref run")
-    how.add_argument("--ref", help="reference folder: choose the threshold on INPUT (cross-validation "
-                                   "predictions) against it, then apply it")
-    parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS), help="label convention")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
-
-
-def _threshold_from_json(path: str) -> int:
-    data = read_json(path)
-    threshold = data.get("threshold") if isinstance(data, dict) else None
-    if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0:
-        raise ValueError(f"{path}: no valid 'threshold' (a voxel count >= 0), found {threshold!r}")
-    return threshold
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``nnunet-msfen postprocess``."""
-    from nnunet_msfen.errors import CommandError
-    from nnunet_msfen.io.outputs import claim_output
-
-    if not os.path.isdir(args.input):
-        raise CommandError(f"input folder not found: {args.input}")
-    if Path(args.input).resolve() != Path(args.output).resolve():  # the same folder: postprocess_folder's error
-        claim_output(args.output, args.overwrite, folder=True)
-    try:
-        study = None
-        if args.ref is not None:
-            study = threshold_study(folder_pairs(args.input, args.ref), args.labels)
-            threshold = study["threshold"]
-        elif args.threshold_from is not None:
-            threshold = _threshold_from_json(args.threshold_from)
-        else:
-            threshold = args.threshold
-        changed = postprocess_folder(args.input, args.output, threshold, args.labels)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
-    if study is not None:
-        write_json(os.path.join(args.output, "postprocessing.json"), study)
-        print(f"chosen threshold {threshold} voxels: mean ET Dice {study['et_dice_before']:.4f} -> "
-              f"{study['et_dice_after']:.4f} on {study['n_cases']} cases")
-    print(f"ET rule (threshold {threshold} voxels) changed {len(changed)} case(s); wrote {args.output}")
-    return 0
