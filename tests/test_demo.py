@@ -57,6 +57,16 @@ def test_overlay_png_size_and_region_contours(tmp_path):
         assert _colour_pixels(png, colour) > 30, colour
 
 
+def test_overlay_panels_name_the_sequence_they_show(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    titles = []
+    original = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda ax, text, **kw: (titles.append(text), original(ax, text, **kw))[1])
+    write_overlay([_case("c1")], tmp_path / "overlay.png", sequence="T1ce")
+    assert len(titles) == 2 and all("on T1ce, axial slice" in t for t in titles)
+
+
 def test_overlay_without_tumour_has_no_contour_colours(tmp_path):
     import matplotlib.image
 

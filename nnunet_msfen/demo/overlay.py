@@ -36,8 +36,9 @@ def tumour_slice(reference: np.ndarray) -> int:
     return int(np.argmax(area)) if area.any() else reference.shape[0] // 2
 
 
-def write_overlay(cases: Sequence[OverlayCase], path: Path) -> Path:
-    """Write the PNG (``PANEL_INCHES * DPI`` pixels per panel, two rows, one column per case); returns ``path``.
+def write_overlay(cases: Sequence[OverlayCase], path: Path, sequence: str = "FLAIR") -> Path:
+    """Write the PNG (``PANEL_INCHES * DPI`` pixels per panel, two rows, one column per case; every panel names
+    ``sequence``, the image under the contours); returns ``path``.
 
     Raises:
         ValueError: no cases, or a case whose arrays differ in shape (names the case).
@@ -67,7 +68,7 @@ def write_overlay(cases: Sequence[OverlayCase], path: Path) -> Path:
                     ax.contour(masks[region].astype(float), levels=[0.5], colors=REGION_COLORS[region],
                                linewidths=LINE_WIDTHS[region])
             title = case.case_id if row == 0 else "Dice " + " ".join(f"{r} {case.dice[r]:.2f}" for r in REGIONS)
-            ax.set_title(f"{title}\n{what}, slice {z}", fontsize=7)
+            ax.set_title(f"{title}\n{what} on {sequence}, axial slice {z}", fontsize=7)
             ax.axis("off")
     handles = [Line2D([], [], color=REGION_COLORS[r], lw=2, label=r) for r in REGIONS]
     fig.legend(handles=handles, loc="lower center", ncol=len(REGIONS), fontsize=8, frameon=False)
