@@ -1,5 +1,6 @@
 """`nnunet-msfen compare` on hand-made nnU-Net cross-validation folders (16^3 volumes, 2 trainers, 5 folds)
-where the difference between the trainers is known by construction."""
+where the difference between the trainers is known by construction, and on plain folders of 24^3 volumes for the
+lesion-wise postprocessing and ``--task``."""
 import json
 import os
 import re
@@ -141,7 +142,13 @@ def test_verdict_holm_and_files(better):
     assert c["auc"]["TrainerB"]["ET"] == pytest.approx(1.0)
     assert 0.5 < c["auc"]["TrainerA"]["WT"] < 1.0
     md = (better / "report.md").read_text()
-    assert "not measured" in md and "## Postprocessing study" in md
+    assert "not measured" in md and "## Postprocessing study" in md and "| model | ET threshold (voxels)" in md
+    # both postprocessing studies, per model: the ET rule (WT/TC/ET convention) and the lesion-wise component rules
+    assert set(c["postprocessing"]) == set(c["lesion_wise_postprocessing"]) == {"TrainerA", "TrainerB"}
+    for tag in ("A", "B"):
+        assert (better / f"postprocessing_{tag}.json").is_file()
+        assert (better / f"postprocessing_lesion_wise_{tag}.json").is_file()
+    assert "## Lesion-wise postprocessing (component rules chosen on each model's predictions)" in md
     for stem in ("box_dice", "box_hd95", "paired_dice", "roc_pr", "overlays"):
         assert (better / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"figures/{stem}.png" in md
@@ -211,3 +218,96 @@ def test_stats_units():
         bootstrap_ci([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="p-values"):
         holm([0.5, 1.5])
+
+
+# --- lesion-wise postprocessing and --task, on plain folders of tiny volumes -------------------------------------
+
+SMALL = (24, 24, 24)
+
+
+def _nested(i: int, labels=(1, 2, 3)) -> np.ndarray:
+    """Nested boxes in a 24^3 volume: ``labels`` outermost to innermost; the size varies with ``i``."""
+    half, c = 4 + i % 3, 12
+    ref = np.zeros(SMALL, np.uint8)
+    for shrink, label in zip((0, 1, half - 2), labels):
+        ref[c - half + shrink:c + half - shrink, c - half + shrink:c + half - shrink,
+            c - half + shrink:c + half - shrink] = label
+    return ref
+
+
+def _folders(root: Path, refs, preds_a, preds_b) -> list:
+    """Write ref/, a/ and b/ (case_000 ...) and return the plain-folder arguments of ``compare``."""
+    for folder, arrays in (("ref", refs), ("a", preds_a), ("b", preds_b)):
+        for i, arr in enumerate(arrays):
+            _write(root / folder / f"case_{i:03d}.nii.gz", arr)
+    return ["--pred-a", str(root / "a"), "--pred-b", str(root / "b"), "--ref", str(root / "ref")]
+
+
+def test_lesion_wise_postprocessing_removes_false_positive_specks(tmp_path):
+    refs = [_nested(i) for i in range(6)]
+    specked = []
+    for ref in refs:  # A: the reference plus a 4-voxel oedema speck in a corner, far from the tumour
+        pred = ref.copy()
+        pred[0:2, 0:2, 0] = 1
+        specked.append(pred)
+    out = tmp_path / "out"
+    assert main(["compare", *_folders(tmp_path, refs, specked, refs), "--names", "specks", "clean",
+                 "-o", str(out), "--no-inference-timing"]) == 0
+    c = json.loads((out / "compare.json").read_text())
+    study = c["lesion_wise_postprocessing"]["specks"]
+    assert study["rules"]["WT"] not in (0, "largest") and study["rules"]["WT"] > 4
+    assert study["lesion_dice_after"] > study["lesion_dice_before"] + 0.1
+    assert study["before"]["WT"]["lesion_dice"] == pytest.approx(0.5) and study["after"]["WT"]["lesion_dice"] == 1.0
+    assert c["lesion_wise_postprocessing"]["clean"]["rules"] == {"WT": 0, "TC": 0, "ET": 0}
+    for tag, name in (("A", "specks"), ("B", "clean")):
+        assert json.loads((out / f"postprocessing_lesion_wise_{tag}.json").read_text())["rules"] == \
+            c["lesion_wise_postprocessing"][name]["rules"]
+        assert (out / f"postprocessing_{tag}.json").is_file()  # without --task the ET-rule study stays
+    md = (out / "report.md").read_text()
+    assert "## Lesion-wise postprocessing (component rules chosen on each model's predictions)" in md
+    assert f"| specks | WT {study['rules']['WT']}, TC keep all, ET keep all | 0.8333 → 1.0000 |" in md
+    assert "Lesion-wise postprocessing: per region" in md and "## Postprocessing study (BraTS ET rule)" in md
+    # the stored choice is one `postprocess --from` applies: it removes the specks
+    assert main(["postprocess", str(tmp_path / "a"), "-o", str(tmp_path / "pp"),
+                 "--from", str(out / "postprocessing_lesion_wise_A.json")]) == 0
+    cleaned = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "pp" / "case_000.nii.gz")))
+    assert np.array_equal(cleaned, refs[0])
+
+
+def test_compare_with_a_task_scores_the_task_regions(tmp_path):
+    from nnunet_msfen.evaluation.scoring import scoring_for
+
+    regions = scoring_for("nnunet", "gli2024").regions  # nnU-Net labels 1 SNFH, 2 NETC, 3 ET, 4 RC
+    refs = []
+    for i in range(5):
+        ref = _nested(i)
+        ref[1:5, 1:5, 1:5] = 4  # a resection cavity away from the tumour
+        refs.append(ref)
+    shifted = [np.roll(r, 1, axis=0) for r in refs]
+    out = tmp_path / "out"
+    assert main(["compare", "--task", "gli2024", *_folders(tmp_path, refs, shifted, refs), "-o", str(out)]) == 0
+    c = json.loads((out / "compare.json").read_text())
+    assert {r["region"] for r in c["table"]} == set(regions) and c["regions"] == list(regions)
+    assert len(c["table"]) == len(regions) * 6
+    assert _row(out, "RC", "dice")["B"]["mean"] == 1.0 and _row(out, "RC", "dice")["A"]["mean"] < 1.0
+    assert c["labels"] == "gli2024 (nnU-Net labels)" and c["postprocessing"] is None
+    assert set(c["lesion_wise_postprocessing"]["b"]["rules"]) == set(regions)
+    assert not (out / "postprocessing_A.json").exists() and (out / "postprocessing_lesion_wise_B.json").is_file()
+    md = (out / "report.md").read_text()
+    assert "not applicable (the ET rule is defined for the WT/TC/ET conventions)" in md
+    assert "labels gli2024 (nnU-Net labels)" in md and "| model | WT AUC | TC AUC | ET AUC | NETC AUC" in md
+    assert "ET, RC: 10 mm³" in md
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--task", "gli2099"], "gli2099"),
+    (["--labels", "brats"], "needs --task"),
+    (["--labels", "legacy", "--task", "gli2024"], "'legacy'"),
+])
+def test_bad_task_or_labels_exit_1_and_write_nothing(tmp_path, capsys, extra, message):
+    refs = [_nested(0)]
+    argv = ["compare", *extra, *_folders(tmp_path, refs, refs, refs), "-o", str(tmp_path / "out")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

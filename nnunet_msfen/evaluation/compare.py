@@ -1,9 +1,15 @@
 """Compare two models case by case (``nnunet-msfen compare``): nnU-Net cross-validation results of two
 trainers, or two plain prediction folders against a reference folder.
 
+The regions scored are WT, TC, ET of the label convention (``--labels``), or with ``--task`` (a BraTS task since
+2023) the regions the challenge reports for that task, with its lesion-wise parameters.
+
 Writes to the output folder: report.md and report.html (self-contained, figures embedded), figures/*.png,
 compare.json (every number of the report), metrics_A.json/.csv and metrics_B.json/.csv (``evaluate`` output),
-postprocessing_A.json and postprocessing_B.json (the ET threshold chosen on each model's predictions).
+postprocessing_A.json and postprocessing_B.json (the ET threshold chosen on each model's predictions; not with
+``--task``: the ET rule is defined for the WT/TC/ET conventions only), postprocessing_lesion_wise_A.json and
+postprocessing_lesion_wise_B.json (the component rules per region chosen on each model's predictions for the
+lesion-wise Dice; ``nnunet-msfen postprocess --from`` applies them to new predictions).
 """
 import argparse
 import os
@@ -11,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from nnunet_msfen.labels import CONVENTIONS
+from nnunet_msfen.evaluation.scoring import LABEL_CHOICES
 
 SEG = ".nii.gz"
 Pairs = Dict[str, Tuple[Optional[str], str]]
@@ -87,7 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--names", nargs=2, metavar=("A", "B"), help="display names in plain-folder mode")
     parser.add_argument("-o", "--output", help="output folder (default in cross-validation mode: "
                                                "$nnUNet_results/DATASET/compare__A__vs__B__PLANS__CONFIG)")
-    parser.add_argument("--labels", default="nnunet", choices=sorted(CONVENTIONS), help="label convention")
+    parser.add_argument("--labels", default="nnunet", choices=sorted(LABEL_CHOICES),
+                        help="label convention of all folders (default: nnunet = 1 edema, 2 NCR, 3 ET); with --task: "
+                             "nnunet (the task's converted dataset) or brats (the task's own labels)")
+    parser.add_argument("--task", default=None, help="a BraTS task since 2023 (gli2024, ped, menrt, ...): its "
+                        "regions and lesion-wise parameters (nnunet_msfen.brats_tasks)")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--inference-device", default="cpu", choices=["cpu", "cuda"],
                         help="cross-validation mode: device of the timed prediction of one case per model (cpu)")
@@ -142,15 +152,18 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen compare``."""
     from nnunet_msfen.errors import CommandError
     from nnunet_msfen.evaluation.comparison import compare_and_report
+    from nnunet_msfen.evaluation.scoring import scoring_for
 
     if args.num_processes < 1:
         raise CommandError(f"-np must be >= 1, got {args.num_processes}")
     from nnunet_msfen.io.outputs import claim_output
 
     try:
-        setup = _resolve(args)
+        scoring = scoring_for(args.labels, args.task)  # an unknown task or label set fails before any work
+        # labels and task travel with the setup: the lesion-wise choice stores them for `postprocess --from`
+        setup = {**_resolve(args), "labels": args.labels, "task": args.task}
         claim_output(setup["out"], args.overwrite, folder=True)
-        summary = compare_and_report(setup, args.labels, args.num_processes,
+        summary = compare_and_report(setup, scoring, args.num_processes,
                                      None if args.no_inference_timing else args.inference_device)
     except ValueError as e:
         raise CommandError(str(e)) from None

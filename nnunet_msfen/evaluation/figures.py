@@ -1,10 +1,9 @@
-"""The comparison report's figures, rendered with matplotlib (Agg) to PNG bytes."""
+"""The comparison report's figures, rendered with matplotlib (Agg) to PNG bytes; one panel per region of the
+per-case results (WT, TC, ET, or a task's regions)."""
 import io
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-
-from nnunet_msfen.labels import REGIONS
 
 Figure = Tuple[str, str, bytes]  # (file stem, caption, PNG bytes)
 COLORS = ("tab:blue", "tab:orange")
@@ -23,12 +22,19 @@ def _values(result: Mapping, region: str, metric: str) -> List[float]:
     return [c[region][metric] for c in result["per_case"].values()]
 
 
+def _regions(result: Mapping) -> List[str]:
+    """The regions of an evaluation result, in its order."""
+    return list(result["mean"])
+
+
 def box_plots(results: Sequence[Mapping], names: Sequence[str], metric: str) -> bytes:
     """Box plots of one metric per region, A beside B."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(REGIONS), figsize=(3.2 * len(REGIONS), 3.2))
-    for ax, region in zip(axes, REGIONS):
+    regions = _regions(results[0])
+    # squeeze=False: a one-region task (MEN-RT's GTV) still gets a row of axes
+    fig, axes = plt.subplots(1, len(regions), figsize=(3.2 * len(regions), 3.2), squeeze=False)
+    for ax, region in zip(axes[0], regions):
         ax.boxplot([_values(r, region, metric) for r in results], tick_labels=list(names))
         ax.set_title(f"{region} {metric}")
         ax.tick_params(axis="x", labelrotation=15, labelsize=7)
@@ -39,8 +45,9 @@ def paired_scatter(results: Sequence[Mapping], names: Sequence[str], metric: str
     """Per-case A vs B scatter per region: points above the diagonal are cases where B scores higher."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(REGIONS), figsize=(3.2 * len(REGIONS), 3.2))
-    for ax, region in zip(axes, REGIONS):
+    regions = _regions(results[0])
+    fig, axes = plt.subplots(1, len(regions), figsize=(3.2 * len(regions), 3.2), squeeze=False)
+    for ax, region in zip(axes[0], regions):
         a, b = _values(results[0], region, metric), _values(results[1], region, metric)
         ax.scatter(a, b, s=12)
         lo, hi = min(a + b), max(a + b)
@@ -51,12 +58,12 @@ def paired_scatter(results: Sequence[Mapping], names: Sequence[str], metric: str
     return _png(fig)
 
 
-def roc_pr(curves: Sequence[Optional[Mapping]], names: Sequence[str]) -> bytes:
+def roc_pr(curves: Sequence[Optional[Mapping]], names: Sequence[str], regions: Sequence[str]) -> bytes:
     """ROC (top row) and precision-recall (bottom row) curves per region for the models that have them."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(REGIONS), figsize=(3.2 * len(REGIONS), 6.2))
-    for col, region in enumerate(REGIONS):
+    fig, axes = plt.subplots(2, len(regions), figsize=(3.2 * len(regions), 6.2), squeeze=False)
+    for col, region in enumerate(regions):
         for curve_set, name, color in zip(curves, names, COLORS):
             c = curve_set.get(region) if curve_set else None
             if c is None:
@@ -102,7 +109,7 @@ def make_figures(results: Sequence[Mapping], names: Sequence[str], curves: Seque
     ]
     if any(curves):
         figures.append(("roc_pr", "Voxel-wise ROC and precision-recall curves from the saved probabilities",
-                        roc_pr(curves, names)))
+                        roc_pr(curves, names, _regions(results[0]))))
     labels = ", ".join(c["label"] for c in overlay_cases)
     figures.append(("overlays", f"Cases by {names[1]}'s mean Dice ({labels}): reference, {names[0]}, {names[1]}",
                     overlays(overlay_cases, names)))

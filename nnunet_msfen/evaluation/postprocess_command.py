@@ -51,19 +51,6 @@ def postprocess_folder(in_dir: str, out_dir: str, process: Callable[[np.ndarray]
     return changed
 
 
-def choose_components(pred_dir: str, ref_dir: str, scoring: Scoring) -> Dict:
-    """The lesion-wise component rules chosen on ``pred_dir`` against ``ref_dir``."""
-    from nnunet_msfen.evaluation.component_postprocessing import choose_rules
-    from nnunet_msfen.evaluation.evaluate import folder_pairs, read_case
-    from nnunet_msfen.io.images import spacing_zyx
-
-    cases = []
-    for case, (pred, ref) in sorted(folder_pairs(pred_dir, ref_dir).items()):
-        p, r, geometry = read_case(pred, ref, scoring)
-        cases.append((p, r, spacing_zyx(geometry)))
-    return choose_rules(cases, scoring)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nnunet-msfen postprocess``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -102,7 +89,10 @@ def _stored(path: str) -> Dict:
 
 def _choose(args: argparse.Namespace, scoring: Scoring) -> Dict:
     if args.lesion_wise:
-        study = choose_components(args.input, args.ref, scoring)
+        from nnunet_msfen.evaluation.component_postprocessing import choose_rules_on_pairs
+        from nnunet_msfen.evaluation.evaluate import folder_pairs
+
+        study = choose_rules_on_pairs(folder_pairs(args.input, args.ref), scoring)
         return {**study, "label_convention": args.labels, "task": args.task}
     if args.task is not None:
         raise ValueError("the ET rule is for the WT/TC/ET conventions without --task; with a task, add --lesion-wise")

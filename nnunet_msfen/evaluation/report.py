@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from nnunet_msfen.io.atomic import atomic_path, write_text
-from nnunet_msfen.labels import REGIONS
+from nnunet_msfen.labels import CONVENTIONS
 
 Table = Tuple[List[str], List[List[str]]]
 EXTRA_METRICS = ("iou", "specificity", "small_lesion_dice", "lesion_tp", "lesion_fp", "lesion_fn")
@@ -59,45 +59,106 @@ def _cost_cells(name: str, cost: Optional[Mapping], c: Mapping) -> List[str]:
     return [params, epoch, inference]
 
 
-def postprocessing_rows(c: Mapping) -> Table:
-    """The ET threshold chosen on each model's predictions and what it does."""
+ET_RULE_NOT_APPLICABLE = "not applicable (the ET rule is defined for the WT/TC/ET conventions)"
+
+
+def postprocessing_rows(c: Mapping) -> Optional[Table]:
+    """The ET threshold chosen on each model's predictions and what it does; None where no study was run (a
+    BraTS task: the rule needs a WT/TC/ET convention)."""
+    if c["postprocessing"] is None:
+        return None
     header = ["model", "ET threshold (voxels)", "mean ET Dice before", "after", "cases changed"]
     rows = [[name, str(s["threshold"]), _num(s["et_dice_before"]), _num(s["et_dice_after"]),
              f"{s['cases_changed']} of {s['n_cases']}"] for name, s in c["postprocessing"].items()]
     return header, rows
 
 
+def _rule(rule: object) -> str:
+    return "keep all" if rule == 0 else str(rule)
+
+
+def lesion_wise_rows(c: Mapping) -> Table:
+    """The component rule per region chosen on each model's predictions, the mean lesion-wise Dice over the
+    regions and each region's global Dice, before -> after."""
+    regions = c["regions"]
+    header = (["model", "rule per region (minimum component voxels)", "mean lesion-wise Dice before → after"]
+              + [f"{r} Dice before → after" for r in regions])
+    rows = [[name, ", ".join(f"{r} {_rule(s['rules'][r])}" for r in regions if r in s["rules"]),
+             f"{_num(s['lesion_dice_before'])} → {_num(s['lesion_dice_after'])}"]
+            + [f"{_num(s['before'][r]['dice'])} → {_num(s['after'][r]['dice'])}" for r in regions]
+            for name, s in c["lesion_wise_postprocessing"].items()]
+    return header, rows
+
+
 def auc_rows(c: Mapping) -> Table:
     """ROC AUC per region, or why there is none."""
-    header = ["model", "WT AUC", "TC AUC", "ET AUC"]
-    return header, [[name] + ([c["curves_note"][name]] * 3 if auc is None else [_num(auc.get(r)) for r in REGIONS])
+    regions = c["regions"]
+    header = ["model"] + [f"{r} AUC" for r in regions]
+    return header, [[name] + ([c["curves_note"][name]] * len(regions) if auc is None
+                              else [_num(auc.get(r)) for r in regions])
                     for name, auc in c["auc"].items()]
 
 
-METHODS = ("Metrics per case and region (WT, TC, ET): Dice, HD95 in mm (95th percentile of the pooled surface "
+def lesion_rule(lw: Mapping) -> str:
+    """The lesion-wise parameters (``LesionWise`` as a dict) in words, as the Methods section states them."""
+    overrides: dict = {}
+    for region, threshold in lw["region_thresholds"].items():
+        overrides.setdefault(threshold, []).append(region)
+    per_region = "".join(f"; {', '.join(r)}: {t:g} mm³" for t, r in overrides.items())
+    times = "once" if lw["dilation"] == 1 else f"{lw['dilation']} times"
+    parts = [f"reference dilated {times}",
+             f"lesions of {lw['volume_threshold']:g} mm³{f' ({per_region[2:]})' if per_region else ''} "
+             f"or less not scored"]
+    if lw["min_predicted_voxels"]:
+        parts.append(f"predicted lesions of {lw['min_predicted_voxels']} voxels or fewer removed")
+    parts.append("false-positive lesions scored 0 / 374 mm" if lw["count_false_positives"]
+                 else "false-positive lesions not scored")
+    return ", ".join(parts)
+
+
+# {regions} and {lesion_rule} are filled in by ``methods``
+METHODS = ("Metrics per case and region ({regions}): Dice, HD95 in mm (95th percentile of the pooled surface "
            "distances, voxel spacing of the reference), BraTS 2023 lesion-wise Dice and HD95 (26-connected lesions, "
-           "reference dilated 3 times, lesions of 50 mm³ or less not scored, false-positive lesions scored 0 / 374 "
-           "mm). Empty masks: both empty give Dice 1 and HD95 0, one empty gives Dice 0 and HD95 373.13 mm. A missing "
-           "prediction is scored as empty. Differences are paired per case; the 95% CI is a percentile bootstrap of "
-           "the mean difference (10,000 resamples of cases, seed 0); p-values are two-sided Wilcoxon signed-rank "
-           "tests (SciPy), Holm-corrected over all rows of the table. Postprocessing: a case's predicted ET with "
-           "fewer voxels than the threshold becomes necrosis; the threshold maximises the mean ET Dice of the "
-           "model's own predictions.")
+           "{lesion_rule}). Empty masks: both empty give Dice 1 and HD95 0, one empty gives Dice 0 and HD95 "
+           "373.13 mm. A missing prediction is scored as empty. Differences are paired per case; the 95% CI is a "
+           "percentile bootstrap of the mean difference (10,000 resamples of cases, seed 0); p-values are two-sided "
+           "Wilcoxon signed-rank tests (SciPy), Holm-corrected over all rows of the table.")
+ET_RULE_METHODS = ("Postprocessing: a case's predicted ET with fewer voxels than the threshold becomes necrosis; the "
+                   "threshold maximises the mean ET Dice of the model's own predictions.")
+LESION_WISE_METHODS = ("Lesion-wise postprocessing: per region, the connected components (26-connected) below a "
+                       "minimum size ({sizes} voxels), or all but the largest, are removed and take the label around "
+                       "them; each model's rule per region maximises its own mean lesion-wise Dice over the regions "
+                       "without lowering any region's mean Dice.")
+
+
+def methods(c: Mapping) -> str:
+    """The Methods text for the comparison's regions, lesion-wise parameters and postprocessing studies."""
+    from nnunet_msfen.evaluation.component_postprocessing import MIN_SIZES
+
+    parts = [METHODS.format(regions=", ".join(c["regions"]), lesion_rule=lesion_rule(c["lesion_wise"]))]
+    if c["postprocessing"] is not None:  # the ET rule is only studied for the WT/TC/ET conventions
+        parts.append(ET_RULE_METHODS)
+    parts.append(LESION_WISE_METHODS.format(sizes=f"{min(MIN_SIZES)} to {max(MIN_SIZES)}"))
+    return " ".join(parts)
 
 
 def _sections(c: Mapping) -> List[Tuple[str, Optional[str], Optional[Table]]]:
     missing = "; ".join(f"{n}: {', '.join(m) if m else 'none'}" for n, m in c["missing"].items())
     folds = "; ".join(f"{n}: {', '.join(f) if f else 'n/a'}" for n, f in c["folds"].items())
+    labels = "label convention" if c["labels"] in CONVENTIONS else "labels"  # a task's scoring is no convention
     return [
         ("Verdict", c["verdict"], None),
-        ("Data", f"{c['source']}; label convention {c['labels']}. Folds found: {folds}. "
+        ("Data", f"{c['source']}; {labels} {c['labels']}. Folds found: {folds}. "
                  f"Missing predictions (scored as empty): {missing}.", None),
         ("Significance", None, stats_rows(c)),
         ("Other metrics (means)", None, extra_rows(c)),
         ("Cost", None, cost_rows(c)),
-        ("Postprocessing study (BraTS ET rule)", None, postprocessing_rows(c)),
+        ("Postprocessing study (BraTS ET rule)", None if c["postprocessing"] else ET_RULE_NOT_APPLICABLE,
+         postprocessing_rows(c)),
+        ("Lesion-wise postprocessing (component rules chosen on each model's predictions)", None,
+         lesion_wise_rows(c)),
         ("Probabilities", None, auc_rows(c)),
-        ("Methods", METHODS, None),
+        ("Methods", methods(c), None),
     ]
 
 
