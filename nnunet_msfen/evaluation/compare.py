@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from nnunet_msfen.evaluation.scoring import LABEL_CHOICES
+from nnunet_msfen.evaluation.scoring import add_scoring_arguments
 
 SEG = ".nii.gz"
 Pairs = Dict[str, Tuple[Optional[str], str]]
@@ -93,11 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--names", nargs=2, metavar=("A", "B"), help="display names in plain-folder mode")
     parser.add_argument("-o", "--output", help="output folder (default in cross-validation mode: "
                                                "$nnUNet_results/DATASET/compare__A__vs__B__PLANS__CONFIG)")
-    parser.add_argument("--labels", default="nnunet", choices=sorted(LABEL_CHOICES),
-                        help="label convention of all folders (default: nnunet = 1 edema, 2 NCR, 3 ET); with --task: "
-                             "nnunet (the task's converted dataset) or brats (the task's own labels)")
-    parser.add_argument("--task", default=None, help="a BraTS task since 2023 (gli2024, ped, menrt, ...): its "
-                        "regions and lesion-wise parameters (nnunet_msfen.brats_tasks)")
+    add_scoring_arguments(parser, "all folders")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--inference-device", default="cpu", choices=["cpu", "cuda"],
                         help="cross-validation mode: device of the timed prediction of one case per model (cpu)")

@@ -66,3 +66,13 @@ def scoring_for(labels: str = "nnunet", task: Optional[str] = None) -> Scoring:
                          f"converted dataset (nnunet), got {labels!r}")
     regions = {r: tuple(sorted(t.to_nnunet[v] for v in values)) for r, values in t.regions.items()}
     return Scoring(f"{t.name} (nnU-Net labels)", tuple(sorted(set(t.to_nnunet.values()))), regions, t.lesion_wise)
+
+
+def add_scoring_arguments(parser, folders: str = "both folders") -> None:
+    """``--labels`` and ``--task``, the same for every command that scores label maps (``folders``: whose
+    labels ``--labels`` names, for the help text)."""
+    parser.add_argument("--labels", default="nnunet", choices=sorted(LABEL_CHOICES),
+                        help=f"label convention of {folders} (default: nnunet = 1 edema, 2 NCR, 3 ET); with --task: "
+                             "nnunet (the task's converted dataset) or brats (the task's own labels)")
+    parser.add_argument("--task", default=None, help="a BraTS task since 2023 (gli2024, ped, menrt, ...): its "
+                        "regions and lesion-wise parameters (nnunet_msfen.brats_tasks)")
