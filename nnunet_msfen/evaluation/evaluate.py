@@ -15,7 +15,7 @@ import numpy as np
 from nnunet_msfen.evaluation.io import SEG_SUFFIX, list_cases
 from nnunet_msfen.io.atomic import write_csv, write_json
 from nnunet_msfen.io.images import Geometry, check_same_geometry, read_image, spacing_zyx
-from nnunet_msfen.evaluation.scoring import LABEL_CHOICES, Scoring, scoring_for
+from nnunet_msfen.evaluation.scoring import Scoring, add_scoring_arguments, scoring_for
 
 CaseResult = Dict[str, Dict[str, Optional[float]]]
 Labels = Union[str, Scoring]  # a convention name (nnunet, legacy, 2023) or a task's scoring
@@ -27,10 +27,12 @@ def _scoring(labels: Labels) -> Scoring:
 
 def evaluate_arrays(pred: np.ndarray, ref: np.ndarray, spacing: Tuple[float, ...],
                     convention: Labels = "nnunet") -> CaseResult:
-    """Region and lesion-wise metrics of one case, given label arrays and the spacing in array axis order."""
+    """Metrics of one case, given label arrays and the spacing in array axis order: per region the voxel-wise ones
+    (``metrics``), the BraTS 2023 lesion-wise ones (``lesion_wise``) and the current official ones (``panoptic``)."""
     # SciPy is imported here, not at module level: the CLI imports this module for every `nnunet-msfen --help`
     from nnunet_msfen.evaluation.lesion_wise import lesion_wise
     from nnunet_msfen.evaluation.metrics import region_metrics
+    from nnunet_msfen.evaluation.panoptic import panoptic_metrics
 
     scoring = _scoring(convention)
     rule = scoring.lesion_wise
@@ -40,6 +42,7 @@ def evaluate_arrays(pred: np.ndarray, ref: np.ndarray, spacing: Tuple[float, ...
         scores: Dict[str, Optional[float]] = region_metrics(pred_regions[region], ref_regions[region], spacing)
         scores.update(lesion_wise(pred_regions[region], ref_regions[region], spacing, rule.dilation,
                                   rule.threshold(region), rule.min_predicted_voxels, rule.count_false_positives))
+        scores.update(panoptic_metrics(pred_regions[region], ref_regions[region], spacing))
         result[region] = scores
     return result
 
@@ -145,11 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", help="folder of predicted label maps (*.nii.gz)")
     parser.add_argument("ref", help="folder of reference label maps with the same file names")
     parser.add_argument("-o", "--output", required=True, help="OUT.json (OUT.csv is written beside it)")
-    parser.add_argument("--labels", default="nnunet", choices=sorted(LABEL_CHOICES),
-                        help="label convention of both folders (default: nnunet = 1 edema, 2 NCR, 3 ET); with --task: "
-                             "nnunet (the task's converted dataset) or brats (the task's own labels)")
-    parser.add_argument("--task", default=None, help="a BraTS task since 2023 (gli2024, ped, menrt, ...): its "
-                        "regions and lesion-wise parameters (nnunet_msfen.brats_tasks)")
+    add_scoring_arguments(parser, "both folders")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.json / OUT.csv")
 

@@ -16,7 +16,10 @@ EMPTY_HD95 = 373.13
 
 METRICS: Tuple[str, ...] = ("dice", "iou", "hd95", "sensitivity", "specificity", "precision")
 HIGHER_IS_BETTER = {"dice": True, "iou": True, "hd95": False, "sensitivity": True, "specificity": True,
-                    "precision": True, "lesion_dice": True, "lesion_hd95": False, "small_lesion_dice": True}
+                    "precision": True, "lesion_dice": True, "lesion_hd95": False, "small_lesion_dice": True,
+                    # the current official (panoptica) scores of ``panoptic``
+                    "global_dice": True, "global_nsd": True, "global_hd95": False, "instance_rq": True,
+                    "instance_dice": True, "instance_pq": True, "instance_nsd": True, "instance_hd95": False}
 
 _SURFACE_STRUCTURE = ndimage.generate_binary_structure(3, 1)
 
