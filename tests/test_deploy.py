@@ -169,3 +169,18 @@ def test_quantisation_needs_patches_to_calibrate_and_to_check():
 
     with pytest.raises(ValueError, match="at least 2 real preprocessed patches"):
         quantize_export(None, {"files": {}}, "static", [(None, None)], None)
+
+
+def test_int8_is_kept_only_where_it_is_as_accurate_and_agrees_with_the_float_output():
+    from nnunet_msfen.deploy.quantize import MAX_DICE_LOSS, compare_int8
+
+    regions = {"wt": (1, 2, 3), "et": (3,)}
+    ref = [np.array([0, 1, 1, 3, 3, 0, 0, 0])]
+    same = compare_int8(ref, [ref[0].copy()], ref, regions)
+    assert same["kept"] and same["dice_loss"] == 0.0 and same["worst_agreement"] == 1.0
+    # equally accurate against the references (one voxel wrong each), but on different voxels: disagreement
+    float_seg, int8_seg = [np.array([0, 1, 1, 3, 3, 1, 0, 0])], [np.array([0, 1, 1, 3, 3, 0, 1, 0])]
+    checks = compare_int8(float_seg, int8_seg, ref, regions)
+    assert checks["dice_loss"] == 0.0 and checks["worst_agreement"] < 1 - MAX_DICE_LOSS and not checks["kept"]
+    worse = compare_int8(ref, [np.array([0, 1, 1, 3, 0, 0, 0, 0])], ref, regions)  # ET loses a voxel
+    assert worse["dice_loss"] == pytest.approx(1 - 2 / 3) and not worse["kept"]

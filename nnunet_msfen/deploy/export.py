@@ -120,9 +120,11 @@ def _int8_files(folder: Path, record: Dict) -> Dict[str, str]:
     if not entry:
         raise ExportError(f"{folder} has no int8 models: export with --quantize static|dynamic")
     if not entry.get("offered"):
-        losses = ", ".join(f"fold {f} {v['dice_loss']:+.4f}" for f, v in entry["folds"].items())
-        raise ExportError(f"{folder}: the int8 models lost more than {entry['max_dice_loss']} Dice against the "
-                          f"float ones ({losses}) and were not kept; predict without --int8")
+        checks = ", ".join(f"fold {f}: Dice loss {v['dice_loss']:+.4f}, agreement {v.get('worst_agreement', 1.0):.4f}"
+                           for f, v in entry["folds"].items())
+        raise ExportError(f"{folder}: the int8 models lost more than {entry['max_dice_loss']} Dice or agreed with the "
+                          f"float ones below {1 - entry['max_dice_loss']} ({checks}) and were not kept; predict "
+                          f"without --int8")
     return entry["files"]
 
 

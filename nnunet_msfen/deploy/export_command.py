@@ -90,7 +90,9 @@ def _quantize(out: Path, record: dict, predictor, preprocessed, args: argparse.N
     for fold, f in entry["folds"].items():
         print(f"fold {fold} int8 ({args.quantize}): {f['bytes']['int8'] / 2**20:.1f} MiB vs "
               f"{f['bytes']['float'] / 2**20:.1f} MiB, {f['seconds_per_patch']['int8']:.2f} s vs "
-              f"{f['seconds_per_patch']['float']:.2f} s per patch, largest Dice loss {f['dice_loss']:+.4f} on "
-              f"{entry['checked_patches']} held-out patch(es)")
+              f"{f['seconds_per_patch']['float']:.2f} s per patch, largest Dice loss {f['dice_loss']:+.4f}, lowest "
+              f"agreement with the float output {f['worst_agreement']:.4f} (Dice) on {entry['checked_patches']} "
+              f"held-out patch(es)")
     print("int8 models kept: predict with --int8" if entry["offered"] else
-          f"int8 models NOT kept: a Dice loss above {entry['max_dice_loss']} (measurement in {out / EXPORT_JSON})")
+          f"int8 models NOT kept: a Dice loss above {entry['max_dice_loss']} or an agreement below "
+          f"{1 - entry['max_dice_loss']} (measurement in {out / EXPORT_JSON})")
