@@ -11,7 +11,8 @@ ResidualEncoderUNet). Then: ``nnunet-msfen predict -i IN -o OUT -m DIR --backend
 
 ``--quantize`` adds int8 models (``fold_F.int8.onnx``), calibrated and checked on real preprocessed patches of the
 dataset (``nnUNet_preprocessed`` must hold them); they are kept only where their Dice stays within 0.005 of the
-float model's (``nnunet_msfen.deploy.quantize``), and ``predict --int8`` uses them.
+float model's and their output agrees with the float output (``nnunet_msfen.deploy.quantize``), and ``predict
+--int8`` uses them.
 """
 import argparse
 from pathlib import Path
