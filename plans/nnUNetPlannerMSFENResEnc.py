@@ -14,7 +14,7 @@ about as much per counted element (MSFEN's units recompute their intermediates),
 
 Plans: ``nnUNetMSFENResEncUNet{M,L,XL}Plans``; ``2d`` and ``3d_fullres`` reuse nnU-Net's preprocessed data.
 """
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import (
@@ -31,7 +31,21 @@ PLAIN_REFERENCE_GB = 8
 
 
 class _MSFENOnResEncPreset:
-    """Mixin placed before a ResEnc planner in the bases; see the module docstring."""
+    """Mixin placed before a ResEnc planner in the bases (module docstring); a subclass names the preset's GPU
+    memory and its plans, the defaults of the planner's arguments of the same meaning."""
+
+    preset_gpu_memory_gb: float
+    preset_plans_name: str
+
+    def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: Optional[float] = None,
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: Optional[str] = None,
+                 overwrite_target_spacing: Union[List[float], Tuple[float, ...]] = None,
+                 suppress_transpose: bool = False):
+        super().__init__(dataset_name_or_id,
+                         self.preset_gpu_memory_gb if gpu_memory_target_in_gb is None else gpu_memory_target_in_gb,
+                         preprocessor_name, plans_name or self.preset_plans_name, overwrite_target_spacing,
+                         suppress_transpose)
+        self._use_msfen_memory_model()
 
     def _use_msfen_memory_model(self) -> None:
         scale = self.UNet_reference_val_corresp_GB / PLAIN_REFERENCE_GB  # the preset's GPU memory
@@ -57,34 +71,19 @@ class _MSFENOnResEncPreset:
 class nnUNetPlannerMSFENResEncM(_MSFENOnResEncPreset, nnUNetPlannerResEncM):
     """MSFEN on the ResEnc-M preset (8 GB): plans ``nnUNetMSFENResEncUNetMPlans``."""
 
-    def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: float = 8,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetMSFENResEncUNetMPlans",
-                 overwrite_target_spacing: Union[List[float], Tuple[float, ...]] = None,
-                 suppress_transpose: bool = False):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose)
-        self._use_msfen_memory_model()
+    preset_gpu_memory_gb = 8
+    preset_plans_name = "nnUNetMSFENResEncUNetMPlans"
 
 
 class nnUNetPlannerMSFENResEncL(_MSFENOnResEncPreset, nnUNetPlannerResEncL):
     """MSFEN on the ResEnc-L preset (24 GB): plans ``nnUNetMSFENResEncUNetLPlans``."""
 
-    def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: float = 24,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetMSFENResEncUNetLPlans",
-                 overwrite_target_spacing: Union[List[float], Tuple[float, ...]] = None,
-                 suppress_transpose: bool = False):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose)
-        self._use_msfen_memory_model()
+    preset_gpu_memory_gb = 24
+    preset_plans_name = "nnUNetMSFENResEncUNetLPlans"
 
 
 class nnUNetPlannerMSFENResEncXL(_MSFENOnResEncPreset, nnUNetPlannerResEncXL):
     """MSFEN on the ResEnc-XL preset (40 GB): plans ``nnUNetMSFENResEncUNetXLPlans``."""
 
-    def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: float = 40,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "nnUNetMSFENResEncUNetXLPlans",
-                 overwrite_target_spacing: Union[List[float], Tuple[float, ...]] = None,
-                 suppress_transpose: bool = False):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose)
-        self._use_msfen_memory_model()
+    preset_gpu_memory_gb = 40
+    preset_plans_name = "nnUNetMSFENResEncUNetXLPlans"

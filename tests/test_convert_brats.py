@@ -71,7 +71,7 @@ def test_validation_release_goes_to_imagests(tmp_path, nnunet_dirs):
     assert json.loads((out / "dataset.json").read_text())["numTraining"] == 0
 
 
-def test_flat_2018_folder_and_float_labels(tmp_path, nnunet_dirs):
+def test_float_label_maps_convert_exactly(tmp_path, nnunet_dirs):
     src, cases = make_release(tmp_path / "src", "2021", n=1)
     case_id, case = next(iter(cases.items()))
     write_nifti(case["paths"]["seg"], case["seg"].astype(np.float32))  # float label maps occur in the wild

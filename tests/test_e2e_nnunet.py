@@ -26,6 +26,20 @@ def model_folder(ds, trainer=TRAINER, plans="nnUNetPlans") -> Path:
     return ds.results / ds.dataset_name / f"{trainer}__{plans}__3d_fullres"
 
 
+def _wait_until_written(path: Path, deadline: float) -> None:
+    """Wait until ``path`` (which torch.save is writing) loads as a checkpoint: nnU-Net saves in place, so the
+    file exists before it is complete."""
+    import torch
+
+    while True:
+        try:
+            torch.load(path, map_location="cpu", weights_only=False)
+            return
+        except (RuntimeError, EOFError, OSError, ValueError):  # truncated zip archive / pickle while being written
+            assert time.time() < deadline, f"{path} did not become a complete checkpoint"
+            time.sleep(0.05)
+
+
 def train_killed_then_resumed(ds, fold: int) -> None:
     """Start a training, kill it (SIGKILL, whole process group) once its first checkpoint exists, resume with --c."""
     fold_dir = model_folder(ds) / f"fold_{fold}"
@@ -37,7 +51,7 @@ def train_killed_then_resumed(ds, fold: int) -> None:
         assert proc.poll() is None, "training ended before its first checkpoint"
         assert time.time() < deadline, "no checkpoint after 10 minutes"
         time.sleep(0.05)
-    time.sleep(0.5)  # let torch.save finish the file it just created
+    _wait_until_written(fold_dir / "checkpoint_latest.pth", deadline)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (fold_dir / "checkpoint_final.pth").exists(), "the kill came too late to test resuming"

@@ -16,15 +16,15 @@ NNUNET_PROCESSES = "2"
 class AccuracyWorkdir(Workdir):
     """Paths under ``root`` and the record of finished steps (``.nnunet-msfen-accuracy.json``)."""
 
-    marker = MARKER
     made_by = "benchmark-accuracy"
+    marker = MARKER
 
-    report_json = in_workdir("accuracy.json", "The report's data.")
-    report_md = in_workdir("accuracy.md", "The report.")
     train_raw = dataset_folder("raw", "train_dataset", "The training cases converted (imagesTr, labelsTr).")
     test_raw = dataset_folder("raw", "test_dataset", "The test cases converted (their imagesTr and labelsTr).")
     train_preprocessed = dataset_folder("preprocessed", "train_dataset",
                                         "nnU-Net's plans and preprocessed data of the training dataset.")
+    report_json = in_workdir("accuracy.json", "The report's data.")
+    report_md = in_workdir("accuracy.md", "The report.")
 
     def _model(self, trainer: str) -> str:
         """nnU-Net's name of a trained model, ``TRAINER__PLANS__CONFIG``."""
