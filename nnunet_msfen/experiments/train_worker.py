@@ -46,7 +46,9 @@ def seed_everything(seed: int) -> None:
             created[0] += 1
             super().__init__(data_loader, transform, num_processes, num_cached, seeds, pin_memory, wait_time)
 
-    trainer_module.NonDetMultiThreadedAugmenter = SeededAugmenter  # the name nnU-Net's get_dataloaders calls
+    # The one patch of an nnU-Net global, and only in this worker process: nnunetv2 2.8.1's get_dataloaders builds
+    # its loaders through this module-level name with seeds=None and offers no hook to seed them.
+    trainer_module.NonDetMultiThreadedAugmenter = SeededAugmenter
 
 
 def training_stats(trainer, seconds: float) -> Dict[str, object]:
