@@ -45,9 +45,6 @@ class _MSFENOnResEncPreset:
                          self.preset_gpu_memory_gb if gpu_memory_target_in_gb is None else gpu_memory_target_in_gb,
                          preprocessor_name, plans_name or self.preset_plans_name, overwrite_target_spacing,
                          suppress_transpose)
-        self._use_msfen_memory_model()
-
-    def _use_msfen_memory_model(self) -> None:
         scale = self.UNet_reference_val_corresp_GB / PLAIN_REFERENCE_GB  # the preset's GPU memory
         self.UNet_reference_val_3d = round(PLAIN_REFERENCE_VAL_3D * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D * scale)
         self.UNet_reference_val_2d = round(PLAIN_REFERENCE_VAL_2D * MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D * scale)

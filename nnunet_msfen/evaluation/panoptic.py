@@ -43,6 +43,9 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from nnunet_msfen.evaluation.lesion_wise import _union_box
+from nnunet_msfen.evaluation.metrics import _bbox, _surface
+
 OFFICIAL_HD95_PENALTY = 373.0  # brats_evaluation.metrics_parser: "diameter of the cube in SRI space"
 MATCH_THRESHOLD = 1e-6  # config_*.yaml: MaxBipartiteMatching matching_threshold
 GLOBAL_NSD_TOLERANCE = 0.5  # voxels: panoptica's default when no spacing is passed
@@ -54,7 +57,6 @@ OFFICIAL_CONFIGS: Dict[str, str] = {"gli2023": "gli", "gli2024": "gli", "ssa": "
                                     "men": "MenPre", "met": "mets", "ped": "ped", "menrt": "MenRT"}
 
 _CC_STRUCTURE = ndimage.generate_binary_structure(3, 3)  # 26-connectivity, cc3d's default
-_SURFACE_STRUCTURE = ndimage.generate_binary_structure(3, 1)
 _NO_MATCH_COST = 1.0 + 1e-6
 
 
@@ -72,7 +74,7 @@ def _surface_distances(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[floa
     otherwise. Masks are non-empty with nothing outside the arrays (erosion's border counts as background).
     """
     sampling = np.asarray(spacing, dtype=np.float64)
-    surfaces = [np.argwhere(m & ~ndimage.binary_erosion(m, structure=_SURFACE_STRUCTURE)) for m in (pred, ref)]
+    surfaces = [np.argwhere(_surface(m)) for m in (pred, ref)]
     out = []
     for src, dst in (surfaces, surfaces[::-1]):
         _, nearest = cKDTree(dst * sampling).query(src * sampling)
@@ -118,12 +120,6 @@ def _json_safe(value: float) -> Optional[float]:
     return OFFICIAL_HD95_PENALTY if math.isinf(value) else float(value)
 
 
-def _bbox(mask: np.ndarray) -> Tuple[slice, ...]:
-    """Bounding box of ``mask`` plus one voxel: components, surfaces and distances are unchanged inside it."""
-    coords = np.nonzero(mask)
-    return tuple(slice(max(int(c.min()) - 1, 0), int(c.max()) + 2) for c in coords)
-
-
 def panoptic_metrics(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> Dict[str, Optional[float]]:
     """The official global and instance-wise scores of one region (module docstring), keys ``PANOPTIC_KEYS``.
 
@@ -141,7 +137,7 @@ def panoptic_metrics(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]
         raise ValueError(f"spacing must be 3 positive numbers, got {tuple(spacing)}")
     union = pred | ref
     if union.any():
-        box = _bbox(union)
+        box = _bbox(union, margin=1)  # components, surfaces and distances are unchanged inside it
         pred, ref = pred[box], ref[box]
     pred_cc, n_pred = _components(pred)
     ref_cc, n_ref = _components(ref)
@@ -159,8 +155,7 @@ def panoptic_metrics(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]
         ref_boxes, pred_boxes = ndimage.find_objects(ref_cc), ndimage.find_objects(pred_cc)
         nsds, hds = [], []
         for r, p, _ in matches:
-            rb, pb = ref_boxes[r - 1], pred_boxes[p - 1]
-            box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(rb, pb))
+            box = _union_box([ref_boxes[r - 1], pred_boxes[p - 1]])
             nsd, hd = _surface_scores(pred_cc[box] == p, ref_cc[box] == r, spacing, float(min(spacing)))
             nsds.append(nsd)
             hds.append(hd)
