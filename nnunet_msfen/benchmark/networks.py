@@ -40,6 +40,7 @@ VARIANTS: Dict[str, Contender] = {
     "msfen-depthwise": _msfen({"group_width": 1}, "depthwise branch convolutions (group width 1)"),
     "msfen-gw8": _msfen({"group_width": 8}, "branch convolutions in groups of 8 channels"),
     "msfen-concat": _msfen({"skip_fusion": "concat"}, "decoder concatenates the skip (U-Net's form)"),
+    "msfen-fuse3": _msfen({"decoder_fuse_kernel_size": None}, "decoder skip fusion with the planned kernel, not 1x1"),
     "msfen-no-recompute": _msfen({"recompute": False}, "intermediates stored for backward, not recomputed"),
     "msfen-parallel": _msfen({"branch_mode": "parallel"}, "branches: parallel 3/5/7 convolutions (the paper's form)"),
     "msfen-cascade": _msfen({"branch_mode": "cascade"}, "branches: three 3s in sequence, full width"),
@@ -60,7 +61,7 @@ VARIANTS: Dict[str, Contender] = {
 GROUPS: Dict[str, List[str]] = {
     "default": ["plain", "resenc-m", "msfen"],
     "versions": ["msfen", "msfen-v1"],
-    "design": ["msfen", "msfen-v1", "msfen-depthwise", "msfen-gw8", "msfen-concat", "msfen-no-recompute"],
+    "design": ["msfen", "msfen-v1", "msfen-depthwise", "msfen-gw8", "msfen-concat", "msfen-fuse3", "msfen-no-recompute"],
     "branches": ["msfen", "msfen-parallel", "msfen-cascade", "msfen-dilated"],
     "switches": ["msfen"] + [n for n in VARIANTS if n.startswith("msfen-no-") and n != "msfen-no-recompute"],
     "all": list(VARIANTS),

@@ -1,0 +1,39 @@
+"""Candidate fixes for MSFEN's per-iteration accuracy gap (issue 12, docs/ablation.md section 6); a study, no
+command of the package uses these trainers.
+
+At 250 iterations MSFEN fitted its training cases less than nnU-Net's U-Net (pseudo-Dice 0.73-0.80 against
+0.82-0.89) although it learned faster in the first 50 iterations: it plateaued from iteration ~150 while the U-Net
+kept improving. Two suspects, each a small subclass of the fixed-iteration trainer:
+
+- the step size: MSFEN's 4e-2 on a loss whose weights sum to 1 is twice nnU-Net's effective step (1e-2 on CE + Dice,
+  weights summing to 2). ``lr2`` halves it to nnU-Net's effective step.
+- the decoder's capacity: a 1x1 skip fusion leaves each decoder stage one grouped multi-scale unit as its only
+  spatial operation, where nnU-Net's decoder has two dense convolutions. ``fuse3`` uses the planned kernel.
+- the bottleneck dropout (0.5, channel-wise): ``drop0`` removes it.
+
+Run through ``benchmark-accuracy`` with this folder first in ``nnUNet_extTrainer`` (names are passed through):
+
+    export nnUNet_extTrainer=$PWD/nnunet_msfen/experiments/studies
+    nnunet-msfen benchmark-accuracy --train split_A/train --test split_A/test --config 2d --iterations 250 \
+        --batch-size 12 --disable-tta --workdir it_A -tr nnUNetTrainer Study_MSFEN_lr2_Iterations ...
+"""
+from nnunet_msfen.training.fixed_iterations import FixedIterations
+from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
+
+
+class Study_MSFEN_lr2_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """nnU-Net's effective step: 2e-2 on 0.3 CE + 0.7 Dice."""
+
+    learning_rate = 2e-2
+
+
+class Study_MSFEN_fuse3_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """MSFEN's step (4e-2) and the planned kernel (3x3) in the decoder's skip fusion."""
+
+    network_kwargs = dict(decoder_fuse_kernel_size=None)
+
+
+class Study_MSFEN_drop0_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """MSFEN without the bottleneck dropout (the paper's 0.5), to see whether it is what stops the fit."""
+
+    bottleneck_dropout = 0.0
