@@ -99,11 +99,29 @@ def test_skip_fusion_shapes_gradients_and_feature_map_size(dim, mode):
     assert fusion.fuse.in_channels == (8 if mode == "add" else 16)
 
 
+@pytest.mark.parametrize("group_width", [1, 4])
+def test_skip_fusion_groups_its_skip_projection_by_group_width(group_width):
+    fusion = SkipFusion(nn.Conv2d, 16, 8, [2, 2], kernel_size=[3, 3], group_width=group_width)
+    assert fusion.fuse.groups == 8 // group_width and fusion.fuse.kernel_size == (3, 3)
+    below, skip = torch.randn(2, 16, 3, 3), torch.randn(2, 8, 6, 6)
+    out = fusion(below, skip)
+    assert out.shape == skip.shape
+    # a channel of the skip reaches only the output channels of its own group
+    skip2 = skip.clone()
+    skip2[:, 0] += 1
+    changed = (fusion(below, skip2) - out).abs().flatten(2).amax(-1)[0] > 0
+    assert changed.tolist() == [c < group_width for c in range(8)]
+
+
 def test_skip_fusion_rejects_bad_arguments():
     with pytest.raises(ValueError, match="'sum'"):
         SkipFusion(nn.Conv3d, 16, 8, [2, 2, 2], mode="sum")
     with pytest.raises(ValueError, match=r"\[2, 2, 2\]"):
         SkipFusion(nn.Conv3d, 16, 8, [2, 2, 2], kernel_size=[2, 2, 2])
+    with pytest.raises(ValueError, match="group_width=3"):
+        SkipFusion(nn.Conv3d, 16, 8, [2, 2, 2], group_width=3)
+    with pytest.raises(ValueError, match="'concat'"):
+        SkipFusion(nn.Conv3d, 16, 8, [2, 2, 2], mode="concat", group_width=4)
 
 
 def test_spatial_attention_stays_in_plane_along_an_axis_planned_with_kernel_1():

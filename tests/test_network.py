@@ -136,6 +136,21 @@ def test_initialize_is_he_and_starts_residual_units_as_identity():
     assert abs(conv.weight.std().item() - np.sqrt(2 / (1 + 1e-4) / fan_in)) < 0.1 * np.sqrt(2 / fan_in)
 
 
+def test_zero_init_residual_false_starts_branch_norms_at_one_and_changes_nothing_else():
+    torch.manual_seed(0)
+    zero = build(MSFEN_PATH, 2)
+    torch.manual_seed(0)
+    one = build(MSFEN_PATH, 2, zero_init_residual=False)
+    branch_norms = {f"{n}.norm.weight" for n, m in one.named_modules(remove_duplicate=False)
+                    if isinstance(m, MultiScaleConv)}
+    assert branch_norms
+    for (name, a), (_, b) in zip(zero.state_dict().items(), one.state_dict().items()):
+        if name in branch_norms:
+            assert (a == 0).all() and (b == 1).all(), name
+        else:
+            assert torch.equal(a, b), name
+
+
 def test_feature_map_size_grows_with_the_patch_and_counts_decoder_and_heads():
     net = build(MSFEN_PATH, 3)
     small, large = net.compute_conv_feature_map_size((32, 32, 32)), net.compute_conv_feature_map_size((64, 64, 64))

@@ -7,6 +7,9 @@ CHANGES = {
     "Study_MSFEN_lr2_Iterations": {"learning_rate": 2e-2},
     "Study_MSFEN_fuse3_Iterations": {"network_kwargs": {"decoder_fuse_kernel_size": None}},
     "Study_MSFEN_drop0_Iterations": {"bottleneck_dropout": 0.0},
+    "Study_MSFEN_init1_Iterations": {"network_kwargs": {"zero_init_residual": False}},
+    "Study_MSFEN_fuse3gw16_Iterations": {"network_kwargs": {"decoder_fuse_kernel_size": None,
+                                                            "decoder_fuse_group_width": 16}},
 }
 KNOBS = ("learning_rate", "bottleneck_dropout", "ce_weight", "dice_weight", "network_kwargs")
 

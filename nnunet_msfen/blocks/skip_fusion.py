@@ -35,16 +35,21 @@ class SkipFusion(nn.Module):
         stride: the encoder stride between the two (the transposed convolution's kernel and stride).
         mode: ``"add"`` or ``"concat"`` (module docstring).
         kernel_size: kernel of the skip projection (``"add"``) or of the fusion (``"concat"``); 1 by default.
+        group_width: channels per group of the skip projection (``"add"`` only; ``None``: dense, 1: depthwise). A
+            grouped 3x3 gives the fusion spatial context at a fraction of a dense one's time. ``"concat"`` stays
+            dense: its groups would split the upsampled map from the skip.
         recompute: recompute the block in the backward pass instead of storing its intermediates.
         conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
             dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
 
     Raises:
-        ValueError: for an unknown ``mode`` or an even ``kernel_size``.
+        ValueError: for an unknown ``mode``, an even ``kernel_size``, or a ``group_width`` that does not divide
+            ``channels`` or comes with ``"concat"``.
     """
 
     def __init__(self, conv_op: Type[_ConvNd], below_channels: int, channels: int, stride: Sequence[int],
-                 mode: str = "add", kernel_size: Optional[Sequence[int]] = None, recompute: bool = False,
+                 mode: str = "add", kernel_size: Optional[Sequence[int]] = None, group_width: Optional[int] = None,
+                 recompute: bool = False,
                  conv_bias: bool = False, norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
                  dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None, nonlin: Type[nn.Module] = None,
                  nonlin_kwargs: dict = None):
@@ -55,10 +60,16 @@ class SkipFusion(nn.Module):
         if any(k < 1 or k % 2 == 0 for k in kernel):
             raise ValueError(f"kernel_size must be odd, got kernel_size={kernel_size}")
         padding = [(k - 1) // 2 for k in kernel]
+        if group_width is not None and mode != "add":
+            raise ValueError(f"group_width applies to mode='add' only, got group_width={group_width} with mode={mode!r}")
+        width = channels if group_width is None else min(int(group_width), channels)
+        if width < 1 or channels % width:
+            raise ValueError(f"group_width must be >= 1 and divide channels={channels}, got group_width={group_width}")
         self.mode, self.channels, self.recompute = mode, channels, recompute
         self.upsample = get_matching_convtransp(conv_op=conv_op)(below_channels, channels, stride, stride, bias=conv_bias)
         in_channels = channels if mode == "add" else 2 * channels
-        self.fuse = conv_op(in_channels, channels, kernel, padding=padding, bias=conv_bias and mode == "concat")
+        self.fuse = conv_op(in_channels, channels, kernel, padding=padding, groups=channels // width,
+                            bias=conv_bias and mode == "concat")
         self.dropout = dropout_op(**(dropout_op_kwargs or {})) if dropout_op is not None else nn.Identity()
         self.norm = norm_op(channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()

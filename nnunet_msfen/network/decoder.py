@@ -26,13 +26,14 @@ class MSFENDecoder(nn.Module):
         skip_fusion: ``"add"`` or ``"concat"`` (``SkipFusion``).
         fuse_kernel_size: kernel of the skip fusion's convolution; 1 (default) lets the multi-scale units do the
             spatial work, ``None`` uses the planned kernel like ``UNetDecoder``.
+        fuse_group_width: channels per group of the skip fusion's convolution (``None``: dense).
         recompute: recompute the skip fusions in the backward pass (the units follow ``block_kwargs``).
         block_kwargs: passed to every ``MultiScaleResidualBlock``.
     """
 
     def __init__(self, encoder: MSFENEncoder, num_classes: int, n_conv_per_stage: Union[int, List[int], Tuple[int, ...]],
                  deep_supervision: bool, skip_fusion: str = "add", fuse_kernel_size: Optional[int] = 1,
-                 recompute: bool = False, block_kwargs: dict = None):
+                 fuse_group_width: Optional[int] = None, recompute: bool = False, block_kwargs: dict = None):
         super().__init__()
         self.deep_supervision = deep_supervision
         self.encoder = encoder
@@ -50,7 +51,8 @@ class MSFENDecoder(nn.Module):
             kernel = encoder.kernel_sizes[-(s + 1)]
             fuse_kernel = kernel if fuse_kernel_size is None else [fuse_kernel_size] * len(kernel)
             fusions.append(SkipFusion(conv_op, below, skip, encoder.strides[-s], mode=skip_fusion,
-                                      kernel_size=fuse_kernel, recompute=recompute, **ops))
+                                      kernel_size=fuse_kernel, group_width=fuse_group_width,
+                                      recompute=recompute, **ops))
             stages.append(nn.Sequential(*[MultiScaleResidualBlock(conv_op, skip, kernel, **(block_kwargs or {}), **ops)
                                           for _ in range(max(1, n_conv_per_stage[s - 1] - 1))]))
             seg_layers.append(conv_op(skip, num_classes, 1, 1, 0, bias=True))

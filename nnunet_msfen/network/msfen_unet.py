@@ -56,10 +56,13 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             2 -> 1 channel 7^3 convolution at full resolution cost 1.3 s of a 3.1 s unit on the CPU, see
             docs/history_0.1.0.md).
         decoder_fuse_kernel_size: kernel of each decoder stage's fusion convolution (``None``: the planned one).
+        decoder_fuse_group_width: channels per group of that convolution (``None``: dense, 1: depthwise).
         skip_fusion: ``"add"`` (upsampled map + projected skip) or ``"concat"`` (U-Net's concatenation), see
             ``SkipFusion``.
         recompute: recompute the stem, the units and the skip fusions in the backward pass instead of storing
             their intermediates (``torch.utils.checkpoint``; training only).
+        zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
+            2017; torchvision's ``zero_init_residual``); ``False`` keeps that norm at one.
 
     Raises:
         ValueError: for inconsistent stage counts or an invalid MSFEN option (the message names the value).
@@ -76,7 +79,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  bottleneck_dropout: float = 0.5, modality_stem: bool = True, cross_modal_attention: bool = True,
                  scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
-                 skip_fusion: str = "add", recompute: bool = True):
+                 decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add", recompute: bool = True,
+                 zero_init_residual: bool = True):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
         self._init_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
@@ -102,10 +106,11 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         self.decoder = MSFENDecoder(
             encoder=self.encoder, num_classes=num_classes, n_conv_per_stage=n_conv_per_stage_decoder,
             deep_supervision=deep_supervision, skip_fusion=skip_fusion, fuse_kernel_size=decoder_fuse_kernel_size,
-            recompute=recompute, block_kwargs=block_kwargs)
+            fuse_group_width=decoder_fuse_group_width, recompute=recompute, block_kwargs=block_kwargs)
         # for nnU-Net's pretrained-weights utilities (AbstractDynamicNetworkArchitectures)
         self.key_to_encoder = "encoder.stages"
         self.key_to_stem = "encoder.stages.0"
+        self.zero_init_residual = zero_init_residual
         self.keys_to_in_proj = ("encoder.stages.0.0.per_modality",) if modality_stem else ("encoder.stages.0.0.conv",)
 
     def forward(self, x: torch.Tensor):
@@ -125,8 +130,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
 
         - convolutions and transposed convolutions: He (``kaiming_normal_``, a = 1e-2), bias 0, as nnU-Net's
           ``InitWeights_He(1e-2)``; linear layers: PyTorch's default;
-        - residual units start as identities: the last norm of a multi-scale branch (before the skip is added)
-          starts at zero (Goyal et al., 2017).
+        - with ``zero_init_residual``, residual units start as identities: the last norm of a multi-scale branch
+          (before the skip is added) starts at zero (Goyal et al., 2017).
 
         Seeding by name keeps every module's initial weights the same whichever other parts are switched off.
         """
@@ -143,6 +148,6 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                 if m.bias is not None:
                     bound = 1 / m.in_features ** 0.5
                     nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-            if isinstance(m, MultiScaleResidualBlock) and m.residual and isinstance(m.features, MultiScaleConv):
+            if self.zero_init_residual and isinstance(m, MultiScaleResidualBlock) and m.residual and isinstance(m.features, MultiScaleConv):
                 if getattr(m.features.norm, "weight", None) is not None:
                     nn.init.zeros_(m.features.norm.weight)

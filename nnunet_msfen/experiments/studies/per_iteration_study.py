@@ -11,13 +11,20 @@ the U-Net kept improving. Three suspects, each a small subclass of the fixed-ite
   spatial operation, where nnU-Net's decoder has two dense convolutions. ``fuse3`` uses the planned kernel.
 - the bottleneck dropout (0.5, channel-wise): ``drop0`` removes it.
 
+Then two follow-ups of what ``fuse3`` found (stop 21):
+
+- ``init1``: the residual units start with their branch norm at one instead of zero (no identity start), so the
+  decoder's units do spatial work from the first iteration; no cost in time.
+- ``fuse3gw16``: ``fuse3``'s 3x3 fusion in groups of 16 channels (benchmark variant ``msfen-fuse3-gw16``), a
+  fraction of its time.
+
 Run through ``benchmark-accuracy`` with this folder first in ``nnUNet_extTrainer`` (names are passed through):
 
     export nnUNet_extTrainer=$PWD/nnunet_msfen/experiments/studies
     nnunet-msfen benchmark-accuracy --train split_A/train --test split_A/test --config 2d --iterations 250 \
         --batch-size 12 --disable-tta --workdir it_A -tr nnUNetTrainer Study_MSFEN_lr2_Iterations ...
 
-Result (docs/ablation.md section 6.1): ``lr2`` fits worse, ``drop0`` changes nothing at 250 iterations, ``fuse3``
+Result of the first three (docs/ablation.md section 6.1): ``lr2`` fits worse, ``drop0`` changes nothing at 250 iterations, ``fuse3``
 closes about a third of the gap to nnU-Net's U-Net at a cost that breaks the 3D speed targets.
 """
 from nnunet_msfen.benchmark.networks import VARIANTS
@@ -41,3 +48,15 @@ class Study_MSFEN_drop0_Iterations(FixedIterations, nnUNetTrainerMSFEN):
     """MSFEN without the bottleneck dropout (the paper's 0.5), to see whether it is what stops the fit."""
 
     bottleneck_dropout = 0.0
+
+
+class Study_MSFEN_init1_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """Residual units start with their branch norm at one (``zero_init_residual=False``)."""
+
+    network_kwargs = {"zero_init_residual": False}
+
+
+class Study_MSFEN_fuse3gw16_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """The decoder's skip fusion 3x3 in groups of 16 channels."""
+
+    network_kwargs = VARIANTS["msfen-fuse3-gw16"].extra
