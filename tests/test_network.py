@@ -126,8 +126,10 @@ def test_bad_arguments_raise_value_error_naming_the_value(kwargs, bad):
         MSFENUNet(**{**args, **kwargs})
 
 
-def test_initialize_is_he_and_starts_residual_units_as_identity():
-    net = build(MSFEN_PATH, 3)
+def test_initialize_is_he_and_starts_branch_norms_at_one_unless_zero_init_residual():
+    units = [m for m in build(MSFEN_PATH, 3).modules() if isinstance(m, MultiScaleConv)]
+    assert units and all((u.norm.weight == 1).all() for u in units)
+    net = build(MSFEN_PATH, 3, zero_init_residual=True)
     units = [m for m in net.modules() if isinstance(m, MultiScaleConv)]
     assert units and all((u.norm.weight == 0).all() for u in units)
     conv = net.encoder.stages[1][0].conv
@@ -138,7 +140,7 @@ def test_initialize_is_he_and_starts_residual_units_as_identity():
 
 def test_zero_init_residual_false_starts_branch_norms_at_one_and_changes_nothing_else():
     torch.manual_seed(0)
-    zero = build(MSFEN_PATH, 2)
+    zero = build(MSFEN_PATH, 2, zero_init_residual=True)
     torch.manual_seed(0)
     one = build(MSFEN_PATH, 2, zero_init_residual=False)
     branch_norms = {f"{n}.norm.weight" for n, m in one.named_modules(remove_duplicate=False)
