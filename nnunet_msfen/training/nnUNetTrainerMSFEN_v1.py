@@ -2,10 +2,10 @@
 
     nnUNetv2_train DATASET 3d_fullres FOLD -tr nnUNetTrainerMSFEN_v1
 
-Depthwise branch convolutions (``group_width=1``), U-Net's concatenation in the decoder (``skip_fusion="concat"``)
-no recomputation, and residual units that start as identities (``zero_init_residual``). The channel attention and modality weights are folded into their pointwise convolutions as
-in the default network, which computes the same function as 0.1.0 did; checkpoints of 0.1.0 do not load (module
-names changed).
+Depthwise branch convolutions (``group_width=1``), U-Net's concatenation in the decoder (``skip_fusion="concat"``),
+no recomputation, and residual units that start as identities (``zero_init_residual=True``). The channel attention
+and modality weights are folded into their pointwise convolutions as in the default network, which computes the
+same function as 0.1.0 did; checkpoints of 0.1.0 do not load (module names changed).
 """
 from types import MappingProxyType
 
