@@ -14,7 +14,7 @@ from nnunet_msfen.benchmark.networks import PLAIN, brats_arch, trainer_class  # 
 from nnunet_msfen.benchmark.nnunet_step import BRATS_DATASET_JSON, brats_plans  # noqa: E402
 from nnunet_msfen.deploy import export as export_module  # noqa: E402
 from nnunet_msfen.deploy.backends import BackendNetwork  # noqa: E402
-from nnunet_msfen.deploy.export import EXPORT_JSON, ExportError, export_folds, load_export  # noqa: E402
+from nnunet_msfen.deploy.export import EXPORT_JSON, TOLERANCE, ExportError, export_folds, load_export  # noqa: E402
 
 BACKENDS = ["onnxruntime"] + (["openvino"] if __import__("importlib").util.find_spec("openvino") else [])
 
@@ -60,7 +60,13 @@ def test_export_verifies_itself_and_backends_predict_like_torch(tmp_path, name, 
         onnx_predictor = load_export(tmp_path / "export", backend, threads=1)
         with torch.inference_mode():
             got = onnx_predictor.predict_logits_from_preprocessed_data(case).numpy()
-        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3, backend
+        # ONNX Runtime within the export's own tolerance; OpenVINO's CPU plugin picks other convolution algorithms
+        # and was measured up to 1.7e-3 off on the untrained 2D MSFEN (logits up to ~2), so it gets 5e-3. Both plus
+        # one float16 step at the logits' size: nnU-Net's predictor returns float16 logits.
+        fp16_step = float(np.spacing(np.float16(np.abs(expected).max())))
+        tolerance = (TOLERANCE if backend == "onnxruntime" else 5e-3) + fp16_step
+        diff = np.abs(got.astype(np.float32) - expected.astype(np.float32)).max()
+        assert got.shape == expected.shape and diff <= tolerance, (backend, diff)
 
 
 def test_the_export_has_no_deep_supervision_heads_and_a_dynamic_batch(tmp_path):
