@@ -88,6 +88,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
         self._init_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
+        self.zero_init_residual = zero_init_residual
         if n_stages < 2:
             raise ValueError(f"n_stages must be >= 2 (an encoder and a decoder stage), got n_stages={n_stages}")
         if input_channels < 1 or num_classes < 1:
@@ -114,7 +115,6 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         # for nnU-Net's pretrained-weights utilities (AbstractDynamicNetworkArchitectures)
         self.key_to_encoder = "encoder.stages"
         self.key_to_stem = "encoder.stages.0"
-        self.zero_init_residual = zero_init_residual
         self.keys_to_in_proj = ("encoder.stages.0.0.per_modality",) if modality_stem else ("encoder.stages.0.0.conv",)
 
     def forward(self, x: torch.Tensor):
@@ -152,6 +152,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                 if m.bias is not None:
                     bound = 1 / m.in_features ** 0.5
                     nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-            if self.zero_init_residual and isinstance(m, MultiScaleResidualBlock) and m.residual and isinstance(m.features, MultiScaleConv):
+            if self.zero_init_residual and isinstance(m, MultiScaleResidualBlock) and m.residual \
+                    and isinstance(m.features, MultiScaleConv):
                 if getattr(m.features.norm, "weight", None) is not None:
                     nn.init.zeros_(m.features.norm.weight)

@@ -25,8 +25,8 @@ Run through ``benchmark-accuracy`` with this folder first in ``nnUNet_extTrainer
     nnunet-msfen benchmark-accuracy --train split_A/train --test split_A/test --config 2d --iterations 250 \
         --batch-size 12 --disable-tta --workdir it_A -tr nnUNetTrainer Study_MSFEN_lr2_Iterations ...
 
-Result of the first three (docs/ablation.md section 6.1): ``lr2`` fits worse, ``drop0`` changes nothing at 250 iterations, ``fuse3``
-closes about a third of the gap to nnU-Net's U-Net at a cost that breaks the 3D speed targets.
+Result of the first three (docs/ablation.md section 6.1): ``lr2`` fits worse, ``drop0`` changes nothing at 250
+iterations, ``fuse3`` closes about a third of the gap to nnU-Net's U-Net at a cost that breaks the 3D speed targets.
 """
 from nnunet_msfen.benchmark.networks import VARIANTS
 from nnunet_msfen.training.fixed_iterations import FixedIterations
