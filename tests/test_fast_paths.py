@@ -6,13 +6,14 @@ import torch
 from torch import nn
 
 from nnunet_msfen import MSFENUNet
-from nnunet_msfen.blocks.conv import ConvNormAct, convolve, gated_pointwise_conv
+from nnunet_msfen.blocks.conv import ConvNormAct, convolve, gated_pointwise_conv, upsample
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.skip_fusion import SkipFusion
 from nnunet_msfen.blocks.spatial_attention import SpatialAttn
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+CONV_TRANSPOSE = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 
 
@@ -75,13 +76,14 @@ def test_recompute_changes_neither_outputs_nor_gradients(dim, make):
     else:
         inputs = [torch.randn(2, module.input_channels if isinstance(module, ModalityAwareStem) else 8, *[8] * dim)]
     results = []
-    for recompute in (False, True):
+    for recompute in ("none", "cheap", "all"):
         module.recompute = recompute
         module.zero_grad(set_to_none=True)
         results.append(_grads(module, *[i.clone().requires_grad_() for i in inputs]))
-    (out0, p0, i0), (out1, p1, i1) = results
-    assert torch.allclose(out0, out1, atol=1e-6)
-    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(p0 + i0, p1 + i1))
+    out0, p0, i0 = results[0]
+    for out1, p1, i1 in results[1:]:
+        assert torch.allclose(out0, out1, atol=1e-6)
+        assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(p0 + i0, p1 + i1))
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -172,13 +174,41 @@ def test_switching_a_part_off_leaves_the_other_initial_weights_unchanged(switch)
 
 def test_network_recompute_changes_no_gradient():
     torch.manual_seed(0)
-    nets = [_tiny(recompute=r) for r in (False, True)]
-    nets[1].load_state_dict(nets[0].state_dict())
+    nets = [_tiny(recompute=r) for r in (False, "cheap", True)]
+    for net in nets[1:]:
+        net.load_state_dict(nets[0].state_dict())
     x = torch.randn(2, 4, 16, 16, 16)
     grads = []
     for net in nets:
         torch.manual_seed(1)  # the bottleneck dropout draws the same mask
         sum(o.float().pow(2).mean() for o in net(x)).backward()
         grads.append([p.grad for p in net.parameters()])
-    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(*grads))
-    assert np.isclose(sum(float(g.abs().sum()) for g in grads[0]), sum(float(g.abs().sum()) for g in grads[1]))
+    for other in grads[1:]:
+        assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(grads[0], other))
+        assert np.isclose(sum(float(g.abs().sum()) for g in grads[0]), sum(float(g.abs().sum()) for g in other))
+
+
+@pytest.mark.parametrize("value", ["some", 1, None])
+def test_recompute_rejects_unknown_modes(value):
+    with pytest.raises(ValueError, match="recompute"):
+        _tiny(recompute=value)
+
+
+@pytest.mark.parametrize("stride", [(2, 2, 2), (1, 2, 2), (2, 2)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_upsample_is_the_transposed_convolution(stride, bias):
+    """The pointwise-convolution-and-shuffle form equals ``conv(x) + add``, forward and backward, in 2D and 3D,
+    anisotropic strides included."""
+    torch.manual_seed(0)
+    conv = CONV_TRANSPOSE[len(stride)](6, 4, stride, stride, bias=bias)
+    x = torch.randn(2, 6, *[3, 5, 4][:len(stride)], requires_grad=True)
+    reference = conv(x)
+    add = torch.randn_like(reference, requires_grad=True)
+    weights = torch.randn_like(reference)
+    for out, expected in ((upsample(conv, x, add=add), reference + add), (upsample(conv, x), reference)):
+        assert out.is_contiguous() and torch.allclose(out, expected, atol=1e-5)
+        got = torch.autograd.grad((out * weights).sum(), [x, conv.weight], retain_graph=True)
+        want = torch.autograd.grad((expected * weights).sum(), [x, conv.weight], retain_graph=True)
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(got, want))
+    with pytest.raises(ValueError, match="upsampled shape"):
+        upsample(conv, x, add=add[:, :2])

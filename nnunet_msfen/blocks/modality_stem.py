@@ -32,7 +32,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
-from nnunet_msfen.blocks.recompute import recomputed
+from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 
 
 class ModalityAwareStem(nn.Module):
@@ -46,7 +46,7 @@ class ModalityAwareStem(nn.Module):
         features_per_modality: maps per sequence; default ``ceil(output_channels / input_channels)``.
         cross_modal_attention: weigh the sequences (``False``: fuse them unweighted, for ablations).
         rd_channels: hidden width of the attention MLP.
-        recompute: recompute the stem in the backward pass instead of storing its intermediates.
+        recompute: what the backward pass recomputes instead of storing (``blocks/recompute.py``).
         conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
             dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
 
@@ -57,7 +57,7 @@ class ModalityAwareStem(nn.Module):
     def __init__(self, conv_op: Type[_ConvNd], input_channels: int, output_channels: int,
                  kernel_size: Union[int, List[int], Tuple[int, ...]] = 3,
                  stride: Union[int, List[int], Tuple[int, ...]] = 1, features_per_modality: int = None,
-                 cross_modal_attention: bool = True, rd_channels: int = 16, recompute: bool = False,
+                 cross_modal_attention: bool = True, rd_channels: int = 16, recompute: Union[bool, str] = False,
                  conv_bias: bool = False,
                  norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
                  dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
@@ -87,7 +87,7 @@ class ModalityAwareStem(nn.Module):
         self.norm = norm_op(output_channels, **(norm_op_kwargs or {})) if norm_op is not None else nn.Identity()
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
         self.last_modality_weights = None
-        self.recompute = recompute
+        self.recompute = recompute_mode(recompute)
 
     @staticmethod
     def present_modalities(x: torch.Tensor) -> torch.Tensor:

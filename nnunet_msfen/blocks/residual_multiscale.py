@@ -11,7 +11,7 @@ for the backward pass and recomputes its inside there (``torch.utils.checkpoint`
 several full-resolution maps, which made the 0.1.0 MSFEN need 1.7x the training memory of nnU-Net's U-Net, and its
 cheap convolutions make the recomputation cost little time (docs/ablation.md).
 """
-from typing import Sequence, Type
+from typing import Sequence, Type, Union
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import ConvNormAct
 from nnunet_msfen.blocks.multiscale import MultiScaleConv
-from nnunet_msfen.blocks.recompute import recomputed
+from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 from nnunet_msfen.blocks.spatial_attention import SpatialAttn
 
 
@@ -42,7 +42,8 @@ class MultiScaleResidualBlock(nn.Module):
         spatial_attention: gate the unit's features with ``SpatialAttn`` before the skip is added.
         spatial_attention_kernel: kernel size of the spatial attention.
         residual: add the identity skip (``False``: ablation without residual connections).
-        recompute: recompute the unit in the backward pass instead of storing its intermediates.
+        recompute: what the backward pass recomputes instead of storing: ``"none"``, ``"cheap"`` or ``"all"``
+            (``blocks/recompute.py``).
         conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
             dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
     """
@@ -50,7 +51,7 @@ class MultiScaleResidualBlock(nn.Module):
     def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int] = None,
                  multi_scale: bool = True, scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical",
                  group_width: int = 16, channel_attention: bool = True, spatial_attention: bool = True,
-                 spatial_attention_kernel: int = 7, residual: bool = True, recompute: bool = False,
+                 spatial_attention_kernel: int = 7, residual: bool = True, recompute: Union[bool, str] = False,
                  conv_bias: bool = False, norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
                  dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None, nonlin: Type[nn.Module] = None,
                  nonlin_kwargs: dict = None):
@@ -69,7 +70,7 @@ class MultiScaleResidualBlock(nn.Module):
         self.spatial_attention = SpatialAttn(conv_op, channels, [spatial_attention_kernel if a else 1 for a in active_axes]) \
             if spatial_attention else None
         self.residual = residual
-        self.recompute = recompute
+        self.recompute = recompute_mode(recompute)
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
         self.channels = channels
 

@@ -11,7 +11,7 @@ With a 1x1 fusion the two compute the same family of functions (``fuse`` restric
 linear map after a linear ``transpconv``, so one transposed convolution can absorb it), but ``"add"`` never
 materialises the concatenation nor the extra upsampled copy: two full-resolution maps fewer per decoder stage.
 """
-from typing import Optional, Sequence, Type
+from typing import Optional, Sequence, Type, Union
 
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
-from nnunet_msfen.blocks.conv import convolve
-from nnunet_msfen.blocks.recompute import recomputed
+from nnunet_msfen.blocks.conv import convolve, upsample
+from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 
 SKIP_FUSIONS = ("add", "concat")
 
@@ -38,7 +38,7 @@ class SkipFusion(nn.Module):
         group_width: channels per group of the skip projection (``"add"`` only; ``None``: dense, 1: depthwise). A
             grouped 3x3 gives the fusion spatial context at a fraction of a dense one's time. ``"concat"`` stays
             dense: its groups would split the upsampled map from the skip.
-        recompute: recompute the block in the backward pass instead of storing its intermediates.
+        recompute: what the backward pass recomputes instead of storing (``blocks/recompute.py``).
         conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: as in
             dynamic_network_architectures (class + kwargs, ``None`` skips the layer).
 
@@ -49,7 +49,7 @@ class SkipFusion(nn.Module):
 
     def __init__(self, conv_op: Type[_ConvNd], below_channels: int, channels: int, stride: Sequence[int],
                  mode: str = "add", kernel_size: Optional[Sequence[int]] = None, group_width: Optional[int] = None,
-                 recompute: bool = False,
+                 recompute: Union[bool, str] = False,
                  conv_bias: bool = False, norm_op: Type[nn.Module] = None, norm_op_kwargs: dict = None,
                  dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None, nonlin: Type[nn.Module] = None,
                  nonlin_kwargs: dict = None):
@@ -65,7 +65,7 @@ class SkipFusion(nn.Module):
         width = channels if group_width is None else min(int(group_width), channels)
         if width < 1 or channels % width:
             raise ValueError(f"group_width must be >= 1 and divide channels={channels}, got group_width={group_width}")
-        self.mode, self.channels, self.recompute = mode, channels, recompute
+        self.mode, self.channels, self.recompute = mode, channels, recompute_mode(recompute)
         self.upsample = get_matching_convtransp(conv_op=conv_op)(below_channels, channels, stride, stride, bias=conv_bias)
         in_channels = channels if mode == "add" else 2 * channels
         self.fuse = conv_op(in_channels, channels, kernel, padding=padding, groups=channels // width,
@@ -75,11 +75,10 @@ class SkipFusion(nn.Module):
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
 
     def _fusion(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = self.upsample(below)
         if self.mode == "add":
-            fused = up + convolve(self.fuse, skip)
+            fused = upsample(self.upsample, below, add=convolve(self.fuse, skip))
         else:
-            fused = convolve(self.fuse, torch.cat((up, skip), dim=1))
+            fused = convolve(self.fuse, torch.cat((upsample(self.upsample, below), skip), dim=1))
         return self.nonlin(self.norm(self.dropout(fused)))
 
     def forward(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

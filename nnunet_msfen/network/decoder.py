@@ -27,13 +27,15 @@ class MSFENDecoder(nn.Module):
         fuse_kernel_size: kernel of the skip fusion's convolution; 1 (default) lets the multi-scale units do the
             spatial work, ``None`` uses the planned kernel like ``UNetDecoder``.
         fuse_group_width: channels per group of the skip fusion's convolution (``None``: dense).
-        recompute: recompute the skip fusions in the backward pass (the units follow ``block_kwargs``).
+        recompute: what the skip fusions recompute in the backward pass (``blocks/recompute.py``; the units follow
+            ``block_kwargs``).
         block_kwargs: passed to every ``MultiScaleResidualBlock``.
     """
 
     def __init__(self, encoder: MSFENEncoder, num_classes: int, n_conv_per_stage: Union[int, List[int], Tuple[int, ...]],
                  deep_supervision: bool, skip_fusion: str = "add", fuse_kernel_size: Optional[int] = 1,
-                 fuse_group_width: Optional[int] = None, recompute: bool = False, block_kwargs: dict = None):
+                 fuse_group_width: Optional[int] = None, recompute: Union[bool, str] = False,
+                 block_kwargs: dict = None):
         super().__init__()
         self.deep_supervision = deep_supervision
         self.encoder = encoder

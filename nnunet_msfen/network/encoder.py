@@ -36,7 +36,8 @@ class MSFENEncoder(nn.Module):
         return_skips: return every stage's output (for a decoder) or only the bottleneck.
         modality_stem: build stage 0's first layer as a ``ModalityAwareStem``.
         cross_modal_attention: weigh the sequences in the stem (only with ``modality_stem``).
-        recompute: recompute the stem in the backward pass (the units follow ``block_kwargs``).
+        recompute: what the stem recomputes in the backward pass (``blocks/recompute.py``; the units follow
+            ``block_kwargs``).
         spp, spp_bins: spatial pyramid pooling at the bottleneck and its bin sizes.
         bottleneck_dropout: dropout probability at the bottleneck (0 disables it).
         block_kwargs: passed to every ``MultiScaleResidualBlock`` (ablation switches, branch mode, ...).
@@ -48,7 +49,7 @@ class MSFENEncoder(nn.Module):
                  norm_op_kwargs: dict = None, dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
                  nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None, return_skips: bool = True,
                  nonlin_first: bool = False, modality_stem: bool = True, cross_modal_attention: bool = True,
-                 recompute: bool = False, spp: bool = True,
+                 recompute: Union[bool, str] = False, spp: bool = True,
                  spp_bins: Sequence[int] = (1, 2, 4), bottleneck_dropout: float = 0.5, block_kwargs: dict = None):
         super().__init__()
         if not 0 <= bottleneck_dropout < 1:

@@ -14,8 +14,9 @@ part switchable off for ablations. Free of nnU-Net imports (MedNeXt's adapter id
 The defaults are chosen by measured time and memory on real hardware, not by FLOPs (docs/ablation.md): dense
 convolutions in groups of up to 16 channels on each Res2Net split instead of depthwise ones, channel attention and
 modality weights folded into the following pointwise convolution, spatial attention and skip in one pass, an
-additive skip fusion in the decoder, every convolution through oneDNN on the CPU, and the blocks recomputed in the
-backward pass instead of stored. The residual units start with their branch norm at one, not as identities:
+additive skip fusion in the decoder whose upsampling runs as a pointwise convolution and a pixel shuffle, every
+convolution through oneDNN on the CPU, and the blocks recomputed in the backward pass instead of stored. The
+residual units start with their branch norm at one, not as identities:
 at equal iterations the identity start left MSFEN 0.09 mean Dice behind nnU-Net's U-Net on real BraTS cases, and
 starting at one closed the gap (docs/ablation.md section 6.2). ``group_width=1, skip_fusion="concat",
 recompute=False, zero_init_residual=True`` is the 0.1.0 network.
@@ -32,6 +33,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.multiscale import MultiScaleConv
+from nnunet_msfen.blocks.recompute import recompute_mode
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.network.decoder import MSFENDecoder
 from nnunet_msfen.network.encoder import MSFENEncoder
@@ -62,8 +64,9 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         decoder_fuse_group_width: channels per group of that convolution (``None``: dense, 1: depthwise).
         skip_fusion: ``"add"`` (upsampled map + projected skip) or ``"concat"`` (U-Net's concatenation), see
             ``SkipFusion``.
-        recompute: recompute the stem, the units and the skip fusions in the backward pass instead of storing
-            their intermediates (``torch.utils.checkpoint``; training only).
+        recompute: what the stem, the units and the skip fusions recompute in the backward pass instead of storing
+            (training only): ``"all"`` (default, ``True``) everything, ``"cheap"`` everything but the outputs of
+            their spatial convolutions, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
@@ -83,7 +86,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  bottleneck_dropout: float = 0.5, modality_stem: bool = True, cross_modal_attention: bool = True,
                  scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
-                 decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add", recompute: bool = True,
+                 decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
+                 recompute: Union[bool, str] = "all",
                  zero_init_residual: bool = False):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
@@ -94,6 +98,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels and num_classes must be >= 1, got input_channels={input_channels}, "
                              f"num_classes={num_classes}")
+        recompute = recompute_mode(recompute)
         if spatial_attention_kernel is None:
             spatial_attention_kernel = 7 if convert_conv_op_to_dim(conv_op) == 2 else 3
         block_kwargs = dict(multi_scale=multi_scale, channel_attention=channel_attention,
