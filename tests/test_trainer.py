@@ -414,6 +414,6 @@ def test_v1_trainer_builds_the_010_network(setting):
     assert all(c.groups < c.in_channels or c.in_channels <= 16 for c in branch_convs(now))
     assert {m.mode for m in v1.modules() if isinstance(m, SkipFusion)} == {"concat"}
     assert {m.mode for m in now.modules() if isinstance(m, SkipFusion)} == {"add"}
-    assert not any(getattr(m, "recompute", False) for m in v1.modules())
+    assert all(m.recompute == "none" for m in v1.modules() if hasattr(m, "recompute"))
     with pytest.raises(TypeError):
         nnUNetTrainerMSFEN.network_kwargs["spp"] = False  # read-only: variants assign their own mapping
