@@ -46,8 +46,8 @@ VARIANTS: Dict[str, Contender] = {
     "msfen-fuse3-dw": _msfen({"decoder_fuse_kernel_size": None, "decoder_fuse_group_width": 1},
                              "decoder skip fusion 3x3 depthwise over the skip"),
     "msfen-no-recompute": _msfen({"recompute": "none"}, "intermediates stored for backward, not recomputed"),
-    "msfen-recompute-cheap": _msfen({"recompute": "cheap"}, "for backward only the spatial convolutions' outputs "
-                                    "stored, everything else recomputed"),
+    "msfen-recompute-all": _msfen({"recompute": "all"}, "for backward only each block's input and output stored, "
+                                  "the whole block recomputed (the default before 2026-12-01)"),
     "msfen-parallel": _msfen({"branch_mode": "parallel"}, "branches: parallel 3/5/7 convolutions (the paper's form)"),
     "msfen-cascade": _msfen({"branch_mode": "cascade"}, "branches: three 3s in sequence, full width"),
     "msfen-dilated": _msfen({"branch_mode": "dilated"}, "branches: 3 with dilation 1/2/3"),
@@ -68,7 +68,7 @@ GROUPS: Dict[str, List[str]] = {
     "default": ["plain", "resenc-m", "msfen"],
     "versions": ["msfen", "msfen-v1"],
     "design": ["msfen", "msfen-v1", "msfen-depthwise", "msfen-gw8", "msfen-concat", "msfen-fuse3", "msfen-fuse3-gw16",
-               "msfen-fuse3-dw", "msfen-no-recompute", "msfen-recompute-cheap"],
+               "msfen-fuse3-dw", "msfen-no-recompute", "msfen-recompute-all"],
     "branches": ["msfen", "msfen-parallel", "msfen-cascade", "msfen-dilated"],
     "switches": ["msfen"] + [n for n in VARIANTS if n.startswith("msfen-no-") and n != "msfen-no-recompute"],
     "all": list(VARIANTS),

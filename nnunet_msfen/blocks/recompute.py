@@ -5,17 +5,19 @@ there. MSFEN's blocks are many cheap operations on full-resolution maps: storing
 MSFEN need more training memory than nnU-Net's U-Net. Three modes (``RECOMPUTE_MODES``):
 
 - ``"none"`` (or ``False``): everything stored, nothing recomputed.
-- ``"cheap"``: the outputs of the spatial convolutions (kernel > 1) are stored, every
+- ``"cheap"`` (``MSFENUNet``'s default): the outputs of the spatial convolutions (kernel > 1) are stored, every
   other operation (norms, activations, attention gates, pointwise convolutions, sums, concatenations) is
   recomputed (PyTorch's selective checkpointing). The backward pass then repeats only operations that cost
   little time but many full-resolution maps.
-- ``"all"`` (or ``True``, ``MSFENUNet``'s default): only the block's inputs and output are stored, the whole block
+- ``"all"`` (or ``True``): only the block's inputs and output are stored, the whole block
   runs twice.
 
 Measured on the BraTS 3d_fullres topology (64^3, batch 2; AVX-512 AMD EPYC, 2 cores, 2026-12-01), forward +
 backward, median of 4 interleaved rounds: none 2.61 s, cheap 2.92 s, all 3.12 s; peak training memory 1520, 976
-and 830 MiB (PlainConvUNet: 1115 MiB). "cheap" saves ~7% of the step for 18% more memory, so the default stays
-"all", which leaves the planner room for a larger patch (docs/planner_calibration.md).
+and 830 MiB (PlainConvUNet: 1115 MiB). In ``nnunet-msfen benchmark``'s interleaved rounds "cheap" was 3-12% faster
+than "all" in every round, 3D and 2D (docs/ablation.md section 9), and stays below PlainConvUNet's memory (0.88x),
+so it is the default since 2026-12-01; the planner is calibrated for it (docs/planner_calibration.md). "all" is for
+the tightest memory.
 
 Only in training with gradients enabled; prediction and ``torch.no_grad`` run the block once as usual.
 """

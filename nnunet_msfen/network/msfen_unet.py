@@ -15,7 +15,8 @@ The defaults are chosen by measured time and memory on real hardware, not by FLO
 convolutions in groups of up to 16 channels on each Res2Net split instead of depthwise ones, channel attention and
 modality weights folded into the following pointwise convolution, spatial attention and skip in one pass, an
 additive skip fusion in the decoder whose upsampling runs as a pointwise convolution and a pixel shuffle, every
-convolution through oneDNN on the CPU, and the blocks recomputed in the backward pass instead of stored. The
+convolution through oneDNN on the CPU, and everything in the blocks but their spatial convolutions recomputed in the
+backward pass instead of stored. The
 residual units start with their branch norm at one, not as identities:
 at equal iterations the identity start left MSFEN 0.09 mean Dice behind nnU-Net's U-Net on real BraTS cases, and
 starting at one closed the gap (docs/ablation.md section 6.2). ``group_width=1, skip_fusion="concat",
@@ -65,8 +66,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         skip_fusion: ``"add"`` (upsampled map + projected skip) or ``"concat"`` (U-Net's concatenation), see
             ``SkipFusion``.
         recompute: what the stem, the units and the skip fusions recompute in the backward pass instead of storing
-            (training only): ``"all"`` (default, ``True``) everything, ``"cheap"`` everything but the outputs of
-            their spatial convolutions, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
+            (training only): ``"cheap"`` (default) everything but the outputs of their spatial convolutions,
+            ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
@@ -87,7 +88,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
                  decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
-                 recompute: Union[bool, str] = "all",
+                 recompute: Union[bool, str] = "cheap",
                  zero_init_residual: bool = False):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
