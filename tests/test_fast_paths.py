@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from nnunet_msfen import MSFENUNet
-from nnunet_msfen.blocks.conv import ConvNormAct, convolve, gated_pointwise_conv, upsample
+from nnunet_msfen.blocks.conv import ConvNormAct, convolve, gated_pointwise_conv, pointwise_conv, upsample
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
+from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.skip_fusion import SkipFusion
 from nnunet_msfen.blocks.spatial_attention import SpatialAttn
@@ -212,3 +213,91 @@ def test_upsample_is_the_transposed_convolution(stride, bias):
         assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(got, want))
     with pytest.raises(ValueError, match="upsampled shape"):
         upsample(conv, x, add=add[:, :2])
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_conv_is_the_1x1_convolution(dim, per_sample, bias, channels_last):
+    """The matrix-product form equals the convolution, forward and backward, with shared or per-sample weights;
+    a channels-last input (no plain matrix view) takes the convolution itself."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, *[5, 4, 3][:dim], requires_grad=True)
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last_3d if dim == 3 else torch.channels_last)
+        x.requires_grad_(True)
+    weight = torch.randn(*([2] if per_sample else []), 4, 6, requires_grad=True)
+    b = torch.randn(4, requires_grad=True) if bias else None
+    out = pointwise_conv(x, weight, b)
+    ones = [1] * dim
+    functional = nn.functional.conv3d if dim == 3 else nn.functional.conv2d
+    expected = torch.cat([functional(x[i:i + 1], (weight[i] if per_sample else weight).reshape(4, 6, *ones), b)
+                          for i in range(2)])
+    assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-5)
+    grad_out = torch.randn_like(expected)
+    leaves = [x, weight] + ([b] if bias else [])
+    got = torch.autograd.grad(out, leaves, grad_out)
+    want = torch.autograd.grad(expected, leaves, grad_out)
+    assert all(torch.allclose(g, w, atol=1e-4) for g, w in zip(got, want))
+
+
+def test_pointwise_conv_rejects_a_weight_that_does_not_fit():
+    x = torch.randn(2, 6, 4, 4)
+    with pytest.raises(ValueError, match=r"got \(4, 5\)"):
+        pointwise_conv(x, torch.randn(4, 5))
+    with pytest.raises(ValueError, match=r"got \(3, 4, 6\)"):
+        pointwise_conv(x, torch.randn(3, 4, 6))
+
+
+def test_convolve_runs_a_1x1_convolution_as_a_matrix_product():
+    conv = nn.Conv3d(6, 4, 1)
+    x = torch.randn(2, 6, 5, 4, 3)
+    with torch.autograd.profiler.profile() as prof:
+        out = convolve(conv, x)
+    names = {e.name for e in prof.function_events}
+    assert "aten::baddbmm" in names and not any("convolution" in n for n in names)
+    assert torch.allclose(out, conv(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("affine", [True, False])
+def test_normalize_is_the_instance_norm(dim, affine):
+    torch.manual_seed(0)
+    norm = NORM[dim](6, affine=affine, eps=1e-5)
+    if affine:
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-1, 1)
+    x = torch.randn(2, 6, *[5, 4, 3][:dim], requires_grad=True)
+    out, expected = normalize(norm, x), norm(x)
+    assert torch.allclose(out, expected, atol=1e-5)
+    grad_out = torch.randn_like(out)
+    leaves = [x] + list(norm.parameters())
+    got, want = torch.autograd.grad(out, leaves, grad_out), torch.autograd.grad(expected, leaves, grad_out)
+    assert all(torch.allclose(g, w, atol=1e-4) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("make", [lambda: nn.InstanceNorm3d(6, track_running_stats=True), lambda: nn.BatchNorm3d(6),
+                                  lambda: nn.GroupNorm(2, 6)])
+def test_normalize_calls_other_norms_as_they_are(make):
+    """Norms with running statistics (which the group-norm kernel would not update) and other norms run their own
+    forward: same output, same running statistics."""
+    torch.manual_seed(0)
+    ours, theirs = make().train(), make().train()
+    x = torch.randn(2, 6, 3, 3, 3) * 3 + 1
+    assert torch.equal(normalize(ours, x), theirs(x))
+    assert all(torch.equal(a, b) for a, b in zip(ours.buffers(), theirs.buffers()))
+
+
+def test_spatial_attention_gate_has_the_gradient_of_the_channel_amax():
+    """``max`` with indices in place of ``amax``: same gate, same gradients where no two channels tie."""
+    torch.manual_seed(0)
+    attn = SpatialAttn(nn.Conv3d, 5, 3)
+    x = torch.randn(2, 5, 4, 4, 4, requires_grad=True)
+    reference = torch.sigmoid(attn.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+    gate = attn.gate_map(x)
+    assert torch.allclose(gate, reference, atol=1e-6)
+    grad_out = torch.randn_like(gate)
+    got = torch.autograd.grad(gate, [x, attn.conv.weight], grad_out)
+    want = torch.autograd.grad(reference, [x, attn.conv.weight], grad_out)
+    assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want))

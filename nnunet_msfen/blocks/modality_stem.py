@@ -32,6 +32,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
+from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 
 
@@ -109,14 +110,14 @@ class ModalityAwareStem(nn.Module):
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         present = self.present_modalities(x)
-        features = self.per_modality_nonlin(self.per_modality_norm(convolve(self.per_modality, x)))
+        features = self.per_modality_nonlin(normalize(self.per_modality_norm, convolve(self.per_modality, x)))
         if self.attention is None:
             weights = present.to(features.dtype)
         else:
             weights = self.modality_weights(features, present)
             self.last_modality_weights = weights.detach()
         fused = gated_pointwise_conv(features, self.fuse, weights.repeat_interleave(self.features_per_modality, dim=1))
-        return self.nonlin(self.norm(self.dropout(fused)))
+        return self.nonlin(normalize(self.norm, self.dropout(fused)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return recomputed(self, self._stem, x)

@@ -19,6 +19,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.channel_attention import ChannelAttn
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
+from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.scale_branches import BRANCH_MODES, make_scale_branches
 
 __all__ = ["MultiScaleConv", "BRANCH_MODES"]
@@ -67,7 +68,7 @@ class MultiScaleConv(nn.Module):
             fused = convolve(self.fuse, scales)
         else:
             fused = gated_pointwise_conv(scales, self.fuse, self.attention.gate_weights(scales))
-        return self.norm(self.dropout(fused))
+        return normalize(self.norm, self.dropout(fused))
 
     def compute_conv_feature_map_size(self, input_size) -> np.int64:
         """The branches' maps (outputs, sums, concatenation), the fused output and its norm."""

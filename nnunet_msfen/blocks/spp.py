@@ -22,7 +22,8 @@ from dynamic_network_architectures.building_blocks.helper import convert_conv_op
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_msfen.blocks.conv import tracing
+from nnunet_msfen.blocks.norm import normalize
+from nnunet_msfen.blocks.tracing import tracing
 
 
 def adaptive_pool_matrix(length: int, bins: int, like: torch.Tensor) -> torch.Tensor:
@@ -92,7 +93,7 @@ class SpatialPyramidPooling(nn.Module):
         else:
             pyramid = [x] + [F.interpolate(proj(self.pool_fn(x, b)), size=size, mode="nearest")
                              for b, proj in zip(self.bins, self.projections)]
-        return self.nonlin(self.norm(self.fuse(torch.cat(pyramid, dim=1))))
+        return self.nonlin(normalize(self.norm, self.fuse(torch.cat(pyramid, dim=1))))
 
     def compute_conv_feature_map_size(self, input_size) -> np.int64:
         """Upsampled branches, the concatenation, the fusion output and its norm (pooled maps are tiny)."""

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnunet_msfen.blocks.conv import convolve
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.skip_fusion import SkipFusion
 from nnunet_msfen.network.encoder import MSFENEncoder, per_stage
@@ -68,9 +69,9 @@ class MSFENDecoder(nn.Module):
         for s, (fusion, stage) in enumerate(zip(self.fusions, self.stages)):
             x = stage(fusion(lres_input, skips[-(s + 2)]))
             if self.deep_supervision:
-                seg_outputs.append(self.seg_layers[s](x))
+                seg_outputs.append(convolve(self.seg_layers[s], x))
             elif s == len(self.stages) - 1:
-                seg_outputs.append(self.seg_layers[-1](x))
+                seg_outputs.append(convolve(self.seg_layers[-1], x))
             lres_input = x
         seg_outputs = seg_outputs[::-1]
         return seg_outputs if self.deep_supervision else seg_outputs[0]
