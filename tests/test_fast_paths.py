@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from nnunet_msfen import MSFENUNet
-from nnunet_msfen.blocks.conv import ConvNormAct, convolve, gated_pointwise_conv, pointwise_conv, upsample
+from nnunet_msfen.blocks.conv import (CHANNELS_LAST_BACKWARD_BELOW, ConvNormAct, convolve, gated_pointwise_conv,
+                                     pointwise_conv, upsample)
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
 from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
@@ -32,14 +33,22 @@ def test_convolve_equals_the_module_forward(dim, batch, kwargs):
     assert torch.allclose(convolve(conv, x), conv(x), atol=1e-5)
 
 
-def test_convolve_gradients_equal_the_module_gradients():
-    conv = nn.Conv3d(4, 6, 3, padding=1)
-    x = torch.randn(1, 4, 6, 6, 6, requires_grad=True)
-    (convolve(conv, x) ** 2).sum().backward()
-    grads = (x.grad.clone(), conv.weight.grad.clone())
-    x.grad, conv.weight.grad = None, None
-    (conv(x) ** 2).sum().backward()
-    assert torch.allclose(grads[0], x.grad, atol=1e-4) and torch.allclose(grads[1], conv.weight.grad, atol=1e-3)
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("in_channels", [4, 16])  # below and at CHANNELS_LAST_BACKWARD_BELOW
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_convolve_gradients_equal_the_module_gradients(dim, in_channels, stride, input_grad):
+    """Also where the training pass runs oneDNN on a channels-last copy: same output, contiguous, same gradients."""
+    assert CHANNELS_LAST_BACKWARD_BELOW == 16
+    torch.manual_seed(0)
+    conv = CONV[dim](in_channels, 6, 3, stride=stride, padding=1)
+    x = torch.randn(2, in_channels, *[6] * dim, requires_grad=input_grad)
+    leaves = ([x] if input_grad else []) + [conv.weight, conv.bias]
+    out, expected = convolve(conv, x), conv(x)
+    assert out.is_contiguous() and torch.allclose(out, expected, atol=1e-5)
+    grad_out = torch.randn_like(out)
+    got, want = torch.autograd.grad(out, leaves, grad_out), torch.autograd.grad(expected, leaves, grad_out)
+    assert all(torch.allclose(g, w, atol=1e-4) for g, w in zip(got, want))
 
 
 def test_gated_pointwise_conv_checks_its_arguments():
