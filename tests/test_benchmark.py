@@ -65,6 +65,15 @@ def test_flop_counter_counts_a_plain_convolution_exactly():
     assert fwd_bwd == 2 * fwd  # the input needs no gradient: backward is the weight gradient only
 
 
+@pytest.mark.parametrize("in_channels", [4, 32])  # the channels-last training path and the plain oneDNN call
+def test_flop_counter_counts_msfens_direct_onednn_convolutions(in_channels):
+    from nnunet_msfen.blocks.conv import ConvNormAct
+
+    block = ConvNormAct(torch.nn.Conv3d, in_channels, 8, 3)
+    reference = torch.nn.Sequential(torch.nn.Conv3d(in_channels, 8, 3, padding=1, bias=False))
+    assert count_flops(block, (8, 8, 8), in_channels) == count_flops(reference, (8, 8, 8), in_channels)
+
+
 def test_peak_tensor_memory_is_exact_and_counts_only_what_is_held_at_once():
     cpu = torch.device("cpu")
     assert peak_tensor_memory(lambda: torch.ones(16 * 2 ** 20 // 4).add_(1).sum(), cpu) == pytest.approx(16, abs=0.01)

@@ -7,7 +7,7 @@ from torch import nn
 
 from nnunet_msfen import MSFENUNet
 from nnunet_msfen.blocks.conv import (CHANNELS_LAST_BACKWARD_BELOW, ConvNormAct, convolve, gated_pointwise_conv,
-                                     pointwise_conv, upsample)
+                                     fast_conv_op, pointwise_conv, upsample)
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
 from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
@@ -310,3 +310,26 @@ def test_spatial_attention_gate_has_the_gradient_of_the_channel_amax():
     got = torch.autograd.grad(gate, [x, attn.conv.weight], grad_out)
     want = torch.autograd.grad(reference, [x, attn.conv.weight], grad_out)
     assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=1), dict(kernel_size=3, padding=1, padding_mode="reflect")])
+def test_fast_conv_is_the_convolution_with_its_hooks(dim, kwargs):
+    """The segmentation heads' class: the module's output on both paths (no recursion into itself where convolve
+    falls back), hooks fire, and the state-dict keys are nn.ConvNd's."""
+    torch.manual_seed(0)
+    plain = CONV[dim](6, 3, **kwargs)
+    fast = fast_conv_op(CONV[dim])(6, 3, **kwargs)
+    fast.load_state_dict(plain.state_dict())
+    calls = []
+    fast.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(2, 6, *[5] * dim)
+    assert torch.allclose(fast(x), plain(x), atol=1e-5) and calls == [1]
+    assert isinstance(fast, CONV[dim]) and fast_conv_op(nn.ConvTranspose3d) is nn.ConvTranspose3d
+
+
+def test_segmentation_heads_are_fast_convolutions():
+    net = MSFENUNet(4, 3, [8, 16, 16], nn.Conv3d, 3, [1, 2, 2], 2, 3, 2, deep_supervision=True)
+    assert all(type(h).__name__ == "FastConv3d" for h in net.decoder.seg_layers)
+    assert {k for k in net.state_dict() if "seg_layers.0" in k} == {"decoder.seg_layers.0.weight",
+                                                                    "decoder.seg_layers.0.bias"}

@@ -17,14 +17,23 @@ def count_parameters(net: nn.Module) -> int:
     return int(sum(p.numel() for p in net.parameters()))
 
 
+def _mkldnn_convolution_flops(x_shape, w_shape, bias_shape, padding, stride, dilation, groups, out_shape=None) -> int:
+    from torch.utils.flop_counter import conv_flop_count
+
+    return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+
 def count_flops(net: nn.Module, patch: Sequence[int], in_channels: int) -> Tuple[int, int]:
     """FLOPs of one patch (batch 1) through ``net`` on the CPU, counted by ``torch.utils.flop_counter``: (forward,
-    forward + backward). The counter covers convolutions and matrix products, not norms or pointwise ops."""
+    forward + backward). The counter covers convolutions and matrix products, not norms or pointwise ops; it is
+    taught ``aten.mkldnn_convolution``, which MSFEN's blocks call directly on the CPU (``blocks/conv.py``) and
+    PyTorch's counter does not know (before 2026-12-01 their forward passes went uncounted)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     net = net.to("cpu").train()
     x = torch.randn(1, in_channels, *patch)
-    with FlopCounterMode(display=False) as counter:
+    mapping = {torch.ops.aten.mkldnn_convolution: _mkldnn_convolution_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         out = net(x)
         forward = counter.get_total_flops()
         sum(o.float().mean() for o in (out if isinstance(out, (list, tuple)) else [out])).backward()

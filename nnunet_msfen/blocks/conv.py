@@ -105,12 +105,32 @@ def convolve(conv: _ConvNd, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` for a zero-padded ``nn.ConvNd``: 1x1 convolutions as matrix products and the others through
     oneDNN on the CPU whatever the shape (module docstring)."""
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        return conv(x)
+        return conv._conv_forward(x, conv.weight, conv.bias)  # the module's forward without it (see FastConv3d)
     if _is_pointwise(conv) and _matmul_applies(x):
         return pointwise_conv(x, conv.weight.flatten(1), conv.bias)
     if not _onednn_applies(x):
-        return conv(x)
+        return conv._conv_forward(x, conv.weight, conv.bias)
     return conv_nd(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+class FastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose forward is ``convolve``: for the convolutions a network calls as modules (the
+    segmentation heads), so that hooks still fire; same parameters and state-dict keys as ``nn.Conv2d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return convolve(self, x)
+
+
+class FastConv3d(nn.Conv3d):
+    """``nn.Conv3d`` whose forward is ``convolve`` (``FastConv2d``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return convolve(self, x)
+
+
+def fast_conv_op(conv_op: type) -> type:
+    """``FastConv2d``/``FastConv3d`` for ``nn.Conv2d``/``nn.Conv3d``; any other ``conv_op`` as it is."""
+    return {nn.Conv2d: FastConv2d, nn.Conv3d: FastConv3d}.get(conv_op, conv_op)
 
 
 def gated_pointwise_conv(x: torch.Tensor, conv: _ConvNd, gate: torch.Tensor) -> torch.Tensor:

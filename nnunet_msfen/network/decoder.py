@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnunet_msfen.blocks.conv import convolve
+from nnunet_msfen.blocks.conv import fast_conv_op
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.skip_fusion import SkipFusion
 from nnunet_msfen.network.encoder import MSFENEncoder, per_stage
@@ -58,7 +58,7 @@ class MSFENDecoder(nn.Module):
                                       recompute=recompute, **ops))
             stages.append(nn.Sequential(*[MultiScaleResidualBlock(conv_op, skip, kernel, **(block_kwargs or {}), **ops)
                                           for _ in range(max(1, n_conv_per_stage[s - 1] - 1))]))
-            seg_layers.append(conv_op(skip, num_classes, 1, 1, 0, bias=True))
+            seg_layers.append(fast_conv_op(conv_op)(skip, num_classes, 1, 1, 0, bias=True))
         self.fusions = nn.ModuleList(fusions)
         self.stages = nn.ModuleList(stages)
         self.seg_layers = nn.ModuleList(seg_layers)
@@ -69,9 +69,9 @@ class MSFENDecoder(nn.Module):
         for s, (fusion, stage) in enumerate(zip(self.fusions, self.stages)):
             x = stage(fusion(lres_input, skips[-(s + 2)]))
             if self.deep_supervision:
-                seg_outputs.append(convolve(self.seg_layers[s], x))
+                seg_outputs.append(self.seg_layers[s](x))
             elif s == len(self.stages) - 1:
-                seg_outputs.append(convolve(self.seg_layers[-1], x))
+                seg_outputs.append(self.seg_layers[-1](x))
             lres_input = x
         seg_outputs = seg_outputs[::-1]
         return seg_outputs if self.deep_supervision else seg_outputs[0]
