@@ -251,6 +251,15 @@ def test_pointwise_conv_is_the_1x1_convolution(dim, per_sample, bias, channels_l
     assert all(torch.allclose(g, w, atol=1e-4) for g, w in zip(got, want))
 
 
+def test_pointwise_conv_traces_to_portable_operators():
+    """Under tracing (ONNX, TorchScript) per-sample weights become an einsum, not a convolution grouped by the
+    batch size."""
+    x, weight, bias = torch.randn(2, 6, 4, 4, 4), torch.randn(2, 3, 6), torch.randn(3)
+    traced = torch.jit.trace(lambda a, w, b: pointwise_conv(a, w, b), (x, weight, bias))
+    expected = torch.einsum("boc,bcdhw->bodhw", weight, x) + bias.view(1, 3, 1, 1, 1)
+    assert "einsum" in str(traced.graph) and torch.allclose(traced(x, weight, bias), expected, atol=1e-5)
+
+
 def test_pointwise_conv_rejects_a_weight_that_does_not_fit():
     x = torch.randn(2, 6, 4, 4)
     with pytest.raises(ValueError, match=r"got \(4, 5\)"):

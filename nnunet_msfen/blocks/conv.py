@@ -135,7 +135,7 @@ def fast_conv_op(conv_op: type) -> type:
 
 def gated_pointwise_conv(x: torch.Tensor, conv: _ConvNd, gate: torch.Tensor) -> torch.Tensor:
     """``conv(x * gate[..., None, ...])`` for a 1x1 ``conv`` and a ``(batch, in_channels)`` gate, computed as one
-    convolution with per-sample weights (``groups = batch``) instead of materialising ``x * gate``.
+    1x1 convolution with per-sample weights (``pointwise_conv``) instead of materialising ``x * gate``.
 
     Raises:
         ValueError: if ``conv`` is not a plain 1x1 convolution or ``gate`` does not have shape (batch, in_channels).
