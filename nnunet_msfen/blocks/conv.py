@@ -36,6 +36,7 @@ from nnunet_msfen.blocks.norm import normalize
 from nnunet_msfen.blocks.tracing import tracing
 
 _FUNCTIONAL = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 # ungrouped convolutions with fewer input channels than this run through oneDNN on a channels-last copy in training
 CHANNELS_LAST_BACKWARD_BELOW = 16
 
@@ -101,16 +102,18 @@ def _is_pointwise(conv: _ConvNd) -> bool:
         and not any(conv.padding) and conv.padding_mode == "zeros"
 
 
-def convolve(conv: _ConvNd, x: torch.Tensor) -> torch.Tensor:
+def convolve(conv: _ConvNd, x: torch.Tensor, with_bias: bool = True) -> torch.Tensor:
     """``conv(x)`` for a zero-padded ``nn.ConvNd``: 1x1 convolutions as matrix products and the others through
-    oneDNN on the CPU whatever the shape (module docstring)."""
+    oneDNN on the CPU whatever the shape (module docstring). ``with_bias=False`` leaves out the module's bias (for
+    a bias that a following norm cancels, ``blocks/norm.py``)."""
+    bias = conv.bias if with_bias else None
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        return conv._conv_forward(x, conv.weight, conv.bias)  # the module's forward without it (see FastConv3d)
+        return conv._conv_forward(x, conv.weight, bias)  # the module's forward without it (see FastConv3d)
     if _is_pointwise(conv) and _matmul_applies(x):
-        return pointwise_conv(x, conv.weight.flatten(1), conv.bias)
+        return pointwise_conv(x, conv.weight.flatten(1), bias)
     if not _onednn_applies(x):
-        return conv._conv_forward(x, conv.weight, conv.bias)
-    return conv_nd(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return conv._conv_forward(x, conv.weight, bias)
+    return conv_nd(x, conv.weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 class FastConv2d(nn.Conv2d):
@@ -133,9 +136,10 @@ def fast_conv_op(conv_op: type) -> type:
     return {nn.Conv2d: FastConv2d, nn.Conv3d: FastConv3d}.get(conv_op, conv_op)
 
 
-def gated_pointwise_conv(x: torch.Tensor, conv: _ConvNd, gate: torch.Tensor) -> torch.Tensor:
+def gated_pointwise_conv(x: torch.Tensor, conv: _ConvNd, gate: torch.Tensor, with_bias: bool = True) -> torch.Tensor:
     """``conv(x * gate[..., None, ...])`` for a 1x1 ``conv`` and a ``(batch, in_channels)`` gate, computed as one
-    1x1 convolution with per-sample weights (``pointwise_conv``) instead of materialising ``x * gate``.
+    1x1 convolution with per-sample weights (``pointwise_conv``) instead of materialising ``x * gate``;
+    ``with_bias=False`` leaves out ``conv``'s bias.
 
     Raises:
         ValueError: if ``conv`` is not a plain 1x1 convolution or ``gate`` does not have shape (batch, in_channels).
@@ -147,9 +151,9 @@ def gated_pointwise_conv(x: torch.Tensor, conv: _ConvNd, gate: torch.Tensor) -> 
     if tuple(gate.shape) != (batch, channels):
         raise ValueError(f"gate must have shape (batch, in_channels) = {(batch, channels)}, got {tuple(gate.shape)}")
     if tracing():  # the same function with a static graph: the batch size must not become the group count
-        return conv(x * gate.view(batch, channels, *([1] * (x.ndim - 2))))
+        return convolve(conv, x * gate.view(batch, channels, *([1] * (x.ndim - 2))), with_bias)
     weight = conv.weight.reshape(1, conv.out_channels, channels) * gate.unsqueeze(1)
-    return pointwise_conv(x, weight, conv.bias)
+    return pointwise_conv(x, weight, conv.bias if with_bias else None)
 
 
 class ConvNormAct(nn.Module):
@@ -190,7 +194,8 @@ class ConvNormAct(nn.Module):
         return np.prod([self.output_channels, *[i // s for i, s in zip(input_size, self.stride)]], dtype=np.int64)
 
 
-def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor] = None) -> torch.Tensor:
+def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor] = None,
+             with_bias: bool = True) -> torch.Tensor:
     """``conv(x)`` (``+ add``) for nnU-Net's upsampling, a transposed convolution whose kernel equals its stride.
 
     Such a convolution writes each input voxel's ``C_out x prod(stride)`` outputs into its own block of the output,
@@ -198,7 +203,7 @@ def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor
     pixel shuffle. On the CPU PyTorch runs the transposed convolution in oneDNN's channels-last layout and then
     copies the result back (46 ms of a 2 x 32 x 64^3 upsampling, 40 of them the copy; AVX-512 EPYC, torch 2.14);
     the pointwise form takes 20 ms, and the shuffle and the addition of ``add`` are one pass. Elsewhere, and for any
-    other transposed convolution, it is ``conv(x) + add``.
+    other transposed convolution, it is ``conv(x) + add``. ``with_bias=False`` leaves out ``conv``'s bias.
 
     Raises:
         ValueError: if ``add`` does not have the output's shape.
@@ -207,7 +212,8 @@ def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor
     factor_form = kernel == stride and not any(conv.padding) and not any(conv.output_padding) and conv.groups == 1 \
         and all(d == 1 for d in conv.dilation) and conv.padding_mode == "zeros"
     if not (factor_form and _onednn_applies(x)):
-        out = conv(x)
+        out = conv(x) if with_bias or conv.bias is None else _TRANSPOSED[x.ndim - 2](
+            x, conv.weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
         if add is not None and add.shape != out.shape:
             raise ValueError(f"add must have the upsampled shape {tuple(out.shape)}, got {tuple(add.shape)}")
         return out if add is None else out + add
@@ -218,7 +224,7 @@ def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor
         raise ValueError(f"add must have the upsampled shape {(batch, out_channels, *fine)}, got {tuple(add.shape)}")
     # weight (C_in, C_out, *k) -> (C_out * prod(k), C_in): output channel c * prod(k) + offset in the block
     weight = conv.weight.movedim(0, -1).reshape(out_channels * blocks, conv.in_channels)
-    bias = None if conv.bias is None else conv.bias.repeat_interleave(blocks)
+    bias = None if conv.bias is None or not with_bias else conv.bias.repeat_interleave(blocks)
     y = pointwise_conv(x, weight, bias).view(batch, out_channels, *stride, *coarse)
     # (B, C, s_1..s_n, c_1..c_n) -> (B, C, c_1, s_1, ..., c_n, s_n), the memory order of the fine map
     shuffled = y.permute(0, 1, *[i for a in range(n) for i in (2 + n + a, 2 + a)])

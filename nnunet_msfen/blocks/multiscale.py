@@ -19,7 +19,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.channel_attention import ChannelAttn
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
-from nnunet_msfen.blocks.norm import normalize
+from nnunet_msfen.blocks.norm import bias_is_cancelled, normalize
 from nnunet_msfen.blocks.scale_branches import BRANCH_MODES, make_scale_branches
 
 __all__ = ["MultiScaleConv", "BRANCH_MODES"]
@@ -64,10 +64,11 @@ class MultiScaleConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scales = self.branches(x)
+        with_bias = not bias_is_cancelled(self.norm, self.dropout)
         if self.attention is None:
-            fused = convolve(self.fuse, scales)
+            fused = convolve(self.fuse, scales, with_bias)
         else:
-            fused = gated_pointwise_conv(scales, self.fuse, self.attention.gate_weights(scales))
+            fused = gated_pointwise_conv(scales, self.fuse, self.attention.gate_weights(scales), with_bias)
         return normalize(self.norm, self.dropout(fused))
 
     def compute_conv_feature_map_size(self, input_size) -> np.int64:
