@@ -32,7 +32,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
-from nnunet_msfen.blocks.norm import bias_is_cancelled, normalize
+from nnunet_msfen.blocks.norm import skip_cancelled_bias, normalize
 from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 
 
@@ -117,7 +117,7 @@ class ModalityAwareStem(nn.Module):
             weights = self.modality_weights(features, present)
             self.last_modality_weights = weights.detach()
         fused = gated_pointwise_conv(features, self.fuse, weights.repeat_interleave(self.features_per_modality, dim=1),
-                                     with_bias=not bias_is_cancelled(self.norm, self.dropout))
+                                     with_bias=not skip_cancelled_bias(self.norm, self.dropout))
         return self.nonlin(normalize(self.norm, self.dropout(fused)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.channel_attention import ChannelAttn
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv
-from nnunet_msfen.blocks.norm import bias_is_cancelled, normalize
+from nnunet_msfen.blocks.norm import skip_cancelled_bias, normalize
 from nnunet_msfen.blocks.scale_branches import BRANCH_MODES, make_scale_branches
 
 __all__ = ["MultiScaleConv", "BRANCH_MODES"]
@@ -64,7 +64,7 @@ class MultiScaleConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scales = self.branches(x)
-        with_bias = not bias_is_cancelled(self.norm, self.dropout)
+        with_bias = not skip_cancelled_bias(self.norm, self.dropout)
         if self.attention is None:
             fused = convolve(self.fuse, scales, with_bias)
         else:

@@ -9,8 +9,9 @@ parameters stay the planned ``InstanceNormNd``, so checkpoints and exports see n
 
 An instance norm subtracts each channel's mean, so a per-channel constant added before it (the bias of the 1x1
 convolution that ends every MSFEN block) leaves its output unchanged and gets no gradient through it. nnU-Net plans
-``conv_bias=True``; ``bias_is_cancelled`` lets a block skip adding that bias. On the CPU adding it costs a full pass
-over the block's output (the matrix product's output is first filled with the bias), ~8% of a 3D prediction tile.
+``conv_bias=True``; ``skip_cancelled_bias`` lets a block skip adding that bias in prediction, where adding it costs
+a full pass over the block's output on the CPU (the matrix product's output is first filled with the bias): 2-4% of
+a 3D sliding-window prediction (docs/ablation.md section 10).
 """
 import torch
 import torch.nn.functional as F
@@ -20,12 +21,15 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 from nnunet_msfen.blocks.tracing import tracing
 
 
-def bias_is_cancelled(norm: nn.Module, dropout: nn.Module = None) -> bool:
-    """Whether ``norm(dropout(x + b))`` equals ``norm(dropout(x))`` for every per-channel constant ``b``: ``norm`` is
-    an instance norm without running statistics and ``dropout`` (if any) does nothing in the current mode."""
+def skip_cancelled_bias(norm: nn.Module, dropout: nn.Module = None) -> bool:
+    """Whether a block may leave out the per-channel bias ``b`` in ``norm(dropout(x + b))``: ``norm`` is an instance
+    norm without running statistics, ``dropout`` (if any) does nothing in the current mode, so the output is the
+    same without ``b``, and no gradients are recorded (in training every parameter keeps its part in the graph:
+    DistributedDataParallel fails on parameters that get no gradient)."""
     inactive = dropout is None or isinstance(dropout, nn.Identity) or not dropout.training \
         or getattr(dropout, "p", 1) == 0
-    return inactive and isinstance(norm, _InstanceNorm) and not norm.track_running_stats
+    return not torch.is_grad_enabled() and inactive and isinstance(norm, _InstanceNorm) \
+        and not norm.track_running_stats
 
 
 def normalize(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

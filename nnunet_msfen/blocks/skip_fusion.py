@@ -21,7 +21,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import convolve, upsample
-from nnunet_msfen.blocks.norm import bias_is_cancelled, normalize
+from nnunet_msfen.blocks.norm import skip_cancelled_bias, normalize
 from nnunet_msfen.blocks.recompute import recompute_mode, recomputed
 
 SKIP_FUSIONS = ("add", "concat")
@@ -76,7 +76,7 @@ class SkipFusion(nn.Module):
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
 
     def _fusion(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        with_bias = not bias_is_cancelled(self.norm, self.dropout)
+        with_bias = not skip_cancelled_bias(self.norm, self.dropout)
         if self.mode == "add":
             fused = upsample(self.upsample, below, add=convolve(self.fuse, skip, with_bias), with_bias=with_bias)
         else:
