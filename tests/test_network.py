@@ -177,3 +177,42 @@ def test_feature_map_size_matches_the_sum_of_the_parts_by_hand():
     dropout = 16 * v1
     decoder = 4 * 8 * v0 + unit(8, v0) + 3 * v0  # skip fusion (upsampled, projected, sum, norm), unit, head
     assert net.compute_conv_feature_map_size((8, 8, 8)) == stem + unit(8, v0) + stage1 + spp + dropout + decoder
+
+
+@pytest.mark.parametrize("dim, size", [(2, (64, 64)), (3, (32, 32, 32))])
+def test_downsample_kernel_stride_uses_the_stride_as_kernel_and_keeps_every_shape(dim, size):
+    def build_small(**extra):
+        torch.manual_seed(0)
+        return MSFENUNet(4, 4, [8, 16, 32, 32], nn.Conv2d if dim == 2 else nn.Conv3d, 3, [1, 2, 2, 2], 2, 3, 1,
+                         norm_op=nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d, norm_op_kwargs={"affine": True},
+                         nonlin=nn.LeakyReLU, deep_supervision=True, **extra)
+
+    planned, patches = build_small(), build_small(downsample_kernel="stride")
+    firsts = [stage[0] for stage in patches.encoder.stages]
+    assert isinstance(firsts[0], ModalityAwareStem)  # stage 0 does not downsample: it keeps its planned kernel
+    for first, stride in zip(firsts[1:], patches.encoder.strides[1:]):
+        assert list(first.conv.kernel_size) == list(stride) and list(first.conv.padding) == [0] * dim
+    assert [list(stage[0].conv.kernel_size) for stage in planned.encoder.stages[1:]] == [[3] * dim] * 3
+    x = torch.randn(2, 4, *size)
+    outs_planned, outs_patches = planned(x), patches(x)
+    assert [o.shape for o in outs_planned] == [o.shape for o in outs_patches]
+    assert n_params(patches) < n_params(planned)
+    assert patches.compute_conv_feature_map_size(size) == planned.compute_conv_feature_map_size(size)
+
+
+def test_downsample_kernel_stride_on_an_anisotropic_plan_keeps_kernel_one_where_the_stride_is_one():
+    net = MSFENUNet(4, 3, [8, 16, 32], nn.Conv3d, 3, [[1, 1, 1], [1, 2, 2], [2, 2, 2]], 2, 3, 1,
+                    downsample_kernel="stride")
+    assert [list(stage[0].conv.kernel_size) for stage in net.encoder.stages[1:]] == [[1, 2, 2], [2, 2, 2]]
+    assert net(torch.randn(1, 4, 8, 16, 16)).shape == (1, 3, 8, 16, 16)
+
+
+def test_downsample_kernel_stride_is_within_the_2d_parameter_target():
+    plain = build("dynamic_network_architectures.architectures.unet.PlainConvUNet", 2)
+    patches = build(MSFEN_PATH, 2, downsample_kernel="stride")
+    assert n_params(patches) <= 0.35 * n_params(plain), (n_params(patches), n_params(plain))
+
+
+def test_unknown_downsample_kernel_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match="'overlap'"):
+        MSFENUNet(4, 3, [8, 16, 32], nn.Conv3d, 3, [1, 2, 2], 2, 3, 1, downsample_kernel="overlap")

@@ -33,3 +33,11 @@ def test_each_study_trainer_changes_one_knob_of_the_default():
 
 def test_init1_is_todays_default():
     assert not MSFENUNet.__init__.__kwdefaults__["zero_init_residual"]
+
+
+def test_downstride_changes_only_the_downsampling_kernel_of_todays_default():
+    cls = study.Study_MSFEN_downstride_Iterations
+    assert issubclass(cls, FixedIterations) and issubclass(cls, nnUNetTrainerMSFEN)
+    assert dict(cls.network_kwargs) == {"downsample_kernel": "stride"}
+    for knob in KNOBS[:-1]:
+        assert getattr(cls, knob) == getattr(nnUNetTrainerMSFEN_Iterations, knob), knob

@@ -38,6 +38,10 @@ class MSFENEncoder(nn.Module):
         cross_modal_attention: weigh the sequences in the stem (only with ``modality_stem``).
         recompute: what the stem recomputes in the backward pass (``blocks/recompute.py``; the units follow
             ``block_kwargs``).
+        downsample_kernel: kernel of each stage's strided convolution: ``"planned"`` (nnU-Net's, 3 in every axis) or
+            ``"stride"`` (the stride itself: non-overlapping 2x2(x2) patches, as ConvNeXt and Swin downsample;
+            4/9 of the planned 3x3 convolution's weights and work in 2D, 8/27 in 3D). Stage 0 (stride 1) keeps the
+            planned kernel either way.
         spp, spp_bins: spatial pyramid pooling at the bottleneck and its bin sizes.
         bottleneck_dropout: dropout probability at the bottleneck (0 disables it).
         block_kwargs: passed to every ``MultiScaleResidualBlock`` (ablation switches, branch mode, ...).
@@ -49,7 +53,7 @@ class MSFENEncoder(nn.Module):
                  norm_op_kwargs: dict = None, dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
                  nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None, return_skips: bool = True,
                  nonlin_first: bool = False, modality_stem: bool = True, cross_modal_attention: bool = True,
-                 recompute: Union[bool, str] = False, spp: bool = True,
+                 recompute: Union[bool, str] = False, downsample_kernel: str = "planned", spp: bool = True,
                  spp_bins: Sequence[int] = (1, 2, 4), bottleneck_dropout: float = 0.5, block_kwargs: dict = None):
         super().__init__()
         if not 0 <= bottleneck_dropout < 1:
@@ -58,6 +62,7 @@ class MSFENEncoder(nn.Module):
         self.kernel_sizes = [maybe_convert_scalar_to_list(conv_op, k) for k in per_stage(kernel_sizes, n_stages, "kernel_sizes")]
         self.strides = [maybe_convert_scalar_to_list(conv_op, s) for s in per_stage(strides, n_stages, "strides")]
         n_conv_per_stage = per_stage(n_conv_per_stage, n_stages, "n_conv_per_stage")
+        first_kernels = downsampling_kernels(self.kernel_sizes, self.strides, downsample_kernel)
         ops = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                    dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs)
         block_kwargs = block_kwargs or {}
@@ -69,7 +74,7 @@ class MSFENEncoder(nn.Module):
                 first = ModalityAwareStem(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s],
                                           cross_modal_attention=cross_modal_attention, recompute=recompute, **ops)
             else:
-                first = ConvNormAct(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s],
+                first = ConvNormAct(conv_op, in_channels, out_channels, first_kernels[s], self.strides[s],
                                             nonlin_first=nonlin_first, **ops)
             units = [MultiScaleResidualBlock(conv_op, out_channels, self.kernel_sizes[s], **block_kwargs, **ops)
                      for _ in range(max(1, n_conv_per_stage[s] - 1))]
@@ -114,6 +119,19 @@ class MSFENEncoder(nn.Module):
             else:
                 output += np.prod([self.output_channels[-1], *input_size], dtype=np.int64)
         return output
+
+
+DOWNSAMPLE_KERNELS = ("planned", "stride")
+
+
+def downsampling_kernels(kernel_sizes: Sequence[List[int]], strides: Sequence[List[int]], mode: str) -> List[List[int]]:
+    """The kernel of each stage's first convolution: the planned one, or with ``mode="stride"`` the stride itself in
+    every stage that downsamples (``ValueError`` naming an unknown ``mode``)."""
+    if mode not in DOWNSAMPLE_KERNELS:
+        raise ValueError(f"downsample_kernel must be one of {DOWNSAMPLE_KERNELS}, got downsample_kernel={mode!r}")
+    if mode == "planned":
+        return [list(k) for k in kernel_sizes]
+    return [list(s) if max(s) > 1 else list(k) for k, s in zip(kernel_sizes, strides)]
 
 
 def per_stage(value, n_stages: int, name: str) -> list:

@@ -68,6 +68,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         recompute: what the stem, the units and the skip fusions recompute in the backward pass instead of storing
             (training only): ``"cheap"`` (default) everything but the outputs of their spatial convolutions,
             ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
+        downsample_kernel: ``"planned"`` (default) or ``"stride"``: the kernel of each stage's strided convolution
+            (``MSFENEncoder``); ``"stride"`` has 0.29x PlainConvUNet's parameters in 2d (0.39x planned), 0.18x in 3D (0.31x).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
@@ -88,7 +90,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
                  decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
-                 recompute: Union[bool, str] = "cheap",
+                 recompute: Union[bool, str] = "cheap", downsample_kernel: str = "planned",
                  zero_init_residual: bool = False):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
@@ -112,7 +114,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             kernel_sizes=kernel_sizes, strides=strides, n_conv_per_stage=n_conv_per_stage, conv_bias=conv_bias,
             norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op, dropout_op_kwargs=dropout_op_kwargs,
             nonlin=nonlin, nonlin_kwargs=nonlin_kwargs, return_skips=True, nonlin_first=nonlin_first,
-            modality_stem=modality_stem, cross_modal_attention=cross_modal_attention, recompute=recompute, spp=spp,
+            modality_stem=modality_stem, cross_modal_attention=cross_modal_attention, recompute=recompute,
+            downsample_kernel=downsample_kernel, spp=spp,
             bottleneck_dropout=bottleneck_dropout, block_kwargs=block_kwargs)
         self.decoder = MSFENDecoder(
             encoder=self.encoder, num_classes=num_classes, n_conv_per_stage=n_conv_per_stage_decoder,

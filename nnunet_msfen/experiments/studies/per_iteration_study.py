@@ -19,6 +19,10 @@ Then two follow-ups of what ``fuse3`` found (stop 21):
 - ``fuse3gw16``: ``fuse3``'s 3x3 fusion in groups of 16 channels (benchmark variant ``msfen-fuse3-gw16``), a
   fraction of its time.
 
+And a candidate for issue 12's 2d targets (stop 25): ``downstride``, every strided convolution with its stride as
+kernel (2x2 patches, benchmark variant ``msfen-down-stride``): 0.29x PlainConvUNet's parameters in 2d where the
+default has 0.39x, and a quarter less forward work. Timed, not yet trained (docs/ablation.md section 13).
+
 Run through ``benchmark-accuracy`` with this folder first in ``nnUNet_extTrainer`` (names are passed through):
 
     export nnUNet_extTrainer=$PWD/nnunet_msfen/experiments/studies
@@ -66,3 +70,9 @@ class Study_MSFEN_fuse3gw16_Iterations(FixedIterations, nnUNetTrainerMSFEN):
     """The decoder's skip fusion 3x3 in groups of 16 channels."""
 
     network_kwargs = {**STOP20_NETWORK, **VARIANTS["msfen-fuse3-gw16"].extra}
+
+
+class Study_MSFEN_downstride_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """Today's default with kernel = stride in every downsampling convolution."""
+
+    network_kwargs = dict(VARIANTS["msfen-down-stride"].extra)
