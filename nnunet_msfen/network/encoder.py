@@ -38,7 +38,7 @@ class MSFENEncoder(nn.Module):
         cross_modal_attention: weigh the sequences in the stem (only with ``modality_stem``).
         recompute: what the stem recomputes in the backward pass (``blocks/recompute.py``; the units follow
             ``block_kwargs``).
-        downsample_kernel: kernel of each stage's strided convolution: ``"planned"`` (nnU-Net's, 3 in every axis) or
+        downsample_kernel: kernel of each stage's strided convolution: ``"planned"`` (nnU-Net's) or
             ``"stride"`` (the stride itself: non-overlapping 2x2(x2) patches, as ConvNeXt and Swin downsample;
             4/9 of the planned 3x3 convolution's weights and work in 2D, 8/27 in 3D). Stage 0 (stride 1) keeps the
             planned kernel either way.

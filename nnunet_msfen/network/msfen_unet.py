@@ -69,7 +69,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             (training only): ``"cheap"`` (default) everything but the outputs of their spatial convolutions,
             ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
         downsample_kernel: ``"planned"`` (default) or ``"stride"``: the kernel of each stage's strided convolution
-            (``MSFENEncoder``); ``"stride"`` has 0.29x PlainConvUNet's parameters in 2d (0.39x planned), 0.18x in 3D (0.31x).
+            (``MSFENEncoder``); ``"stride"`` has 0.29x PlainConvUNet's parameters in 2d (0.39x planned), 0.18x in
+            3D (0.31x).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
