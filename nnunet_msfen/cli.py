@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "predict": ("nnunet_msfen.inference.predict_command", "predict cases with any subset of the MRI sequences (missing ones as zeros)"),
     "export-onnx": ("nnunet_msfen.deploy.export_command", "export a trained model's folds to ONNX, verified against PyTorch"),
     "robustness": ("nnunet_msfen.evaluation.robustness_command", "predict and score a test folder under all 15 subsets of the MRI sequences"),
+    "pool-robustness": ("nnunet_msfen.evaluation.robustness_pool_command", "pool robustness studies (cross-validation splits, more trainers) and compare trainers per subset"),
     "evaluate": ("nnunet_msfen.evaluation.evaluate", "region and BraTS lesion-wise metrics of a prediction folder"),
     "compare": ("nnunet_msfen.evaluation.compare", "compare two trainers' cross-validation results, with a report"),
     "postprocess": ("nnunet_msfen.evaluation.postprocess_command", "choose and apply the ET rule or lesion-wise component rules"),

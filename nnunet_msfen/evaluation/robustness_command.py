@@ -62,13 +62,10 @@ def run(args: argparse.Namespace) -> int:
     import copy
 
     from nnunet_msfen.evaluation.evaluate import evaluate_folders, save_results
-    from nnunet_msfen.evaluation.report import write_report_files
-    from nnunet_msfen.evaluation.robustness import (attention_table, heatmap, missing_of, subset_name, summarise,
-                                                     table)
+    from nnunet_msfen.evaluation.robustness import missing_of, subset_name, summarise, write_study
     from nnunet_msfen.inference.predictor import (AttentionRecorder, ModelSpec, has_modality_stem, load_predictor,
                                                   predict_case)
     from nnunet_msfen.inference.sequences import drop_sequences, find_cases, write_filled_case
-    from nnunet_msfen.io.atomic import write_json
     from nnunet_msfen.io.outputs import claim_output
 
     for folder, what in ((args.input, "input"), (args.ref, "label")):
@@ -111,19 +108,10 @@ def run(args: argparse.Namespace) -> int:
                 save_results(results[trainer][name], str(out / "evaluation" / trainer / f"{name}.json"))
                 if weights:
                     attention[trainer][name] = {s: sum(w[s] for w in weights) / len(weights) for s in weights[0]}
+    data = (f"{len(cases)} test cases from {args.input}, labels {args.ref} ({args.labels}); dataset {args.dataset}, "
+            f"{args.configuration}, plans {args.plans}, folds {' '.join(args.folds)}, "
+            f"{'without' if args.disable_tta else 'with'} test-time mirroring.")
     summary = summarise(results, attention)
-    write_json(out / "summary.json", summary)
-    sections = [("Data", f"{len(cases)} test cases from {args.input}, labels {args.ref} ({args.labels}); dataset "
-                 f"{args.dataset}, {args.configuration}, plans {args.plans}, folds {' '.join(args.folds)}, "
-                 f"{'without' if args.disable_tta else 'with'} test-time mirroring. A missing sequence is an "
-                 f"all-zero image. Differences are paired per case against the same trainer's full input; the 95% "
-                 f"CI is a percentile bootstrap of the mean difference (10,000 resamples, seed 0).", None)]
-    for trainer in summary:
-        sections.append((f"{trainer}: Dice and HD95 per subset", None, table(summary, trainer)))
-        weights = attention_table(summary, trainer)
-        if weights:
-            sections.append((f"{trainer}: the stem's mean weight per sequence", None, weights))
-    figures = [("heatmap", "Mean Dice per subset of sequences (rows) and region (columns)", heatmap(summary))]
-    md, page = write_report_files(out, "Segmentation with missing MRI sequences", sections, figures)
+    md, page = write_study(out, summary, data)
     print(f"wrote {md}, {page} and {out / 'summary.json'}")
     return 0
