@@ -166,3 +166,26 @@ def test_bad_arguments_exit_non_zero_naming_the_value(args, message, capsys, tmp
 def test_missing_output_folder_is_an_error(capsys, tmp_path):
     assert main(["benchmark", "-o", str(tmp_path / "nope" / "b.json")]) == 1
     assert str(tmp_path / "nope") in capsys.readouterr().err
+
+
+def test_compiled_prediction_is_one_graph_and_matches_eager():
+    """``--compile``: the sliding window runs through ``torch.compile(net)`` (nnU-Net's ``nnUNet_compile=1``).
+    MSFEN's prediction must be one graph (a helper the compiler refuses to trace once broke it into 32 graphs and a
+    recompilation per convolution), and the captured graph must give the eager logits. Inductor's code generation
+    takes minutes on 2 cores; ``aot_eager`` runs the same captured graph without it."""
+    import torch._dynamo as dynamo
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    from nnunet_msfen.benchmark.measure import SlidingWindow
+    from nnunet_msfen.benchmark.nnunet_step import INPUT_CHANNELS, NUM_CLASSES
+
+    torch.manual_seed(0)
+    net = build_network("msfen", brats_arch("2d", 3), deep_supervision=False).eval()
+    compiled = SlidingWindow(net, [32, 32], [1, 40, 32], INPUT_CHANNELS, NUM_CLASSES, torch.device("cpu"), compile=True)
+    assert isinstance(compiled.predictor.network, OptimizedModule)
+    x = torch.randn(1, INPUT_CHANNELS, 32, 32)
+    with torch.inference_mode():
+        explained = dynamo.explain(net)(x)
+        assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+        dynamo.reset()
+        torch.testing.assert_close(torch.compile(net, backend="aot_eager")(x), net(x))

@@ -12,6 +12,8 @@ between designs differ from machine to machine.
 augmentation workers or other jobs). --breakdown times every block of each network alone and groups them by type:
 where the time goes, and at what GFLOP/s. On the CPU every network runs with freed memory kept in the process
 (``nnunet_msfen.runtime.cpu_allocator``, what MSFEN's trainer does; --cpu-allocator system keeps glibc's default).
+--compile runs the networks through ``torch.compile`` where nnU-Net does with ``nnUNet_compile=1``: the prediction
+on any device (the compilation is timed apart, as ``compile_s``), the training steps on CUDA only.
 
 CPU defaults (sane on a 2-core machine; the GPU plan is 128^3, batch 2 in 3D): the BraTS 3d_fullres topology (6
 stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a crop of a BraTS volume, 27 tiles);
@@ -70,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "system: glibc's default")
     parser.add_argument("--mirroring", action="store_true", help="test-time mirroring in the prediction")
     parser.add_argument("--channels-last", action="store_true", help="channels-last tensors and weights")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the networks as nnU-Net does with nnUNet_compile=1: the prediction always, "
+                             "the training steps on CUDA only (nnU-Net's trainer never compiles on the CPU)")
     parser.add_argument("--no-inference", action="store_true", help="skip the sliding-window prediction")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
@@ -158,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_flops:
             fwd, fwd_bwd = count_flops(copy.deepcopy(step.net), s["patch"], INPUT_CHANNELS)
             results[name].update(gflops_forward=fwd / 1e9, gflops_forward_backward=fwd_bwd / 1e9)
+        if args.compile and device.type == "cuda":  # nnU-Net's trainer compiles by default, but only on a GPU
+            step.trainer.network = torch.compile(step.net)
         if not args.no_memory:  # the first step of the fresh trainer: gradients and momentum are allocated in it
             results[name]["peak_memory_mib"] = round(peak_tensor_memory(step.step, device), 1)
         steps[name] = step
@@ -184,12 +191,12 @@ def run(args: argparse.Namespace) -> int:
             net = steps[name].net
             net.decoder.deep_supervision = False  # how nnU-Net predicts: one full-resolution output
             windows[name] = SlidingWindow(net, s["patch"], s["case"], INPUT_CHANNELS, NUM_CLASSES, device,
-                                          args.mirroring, args.channels_last)
+                                          args.mirroring, args.channels_last, args.compile)
             n_tiles = windows[name].n_tiles
-            with torch.inference_mode():  # warm-up
-                net.eval()(torch.zeros(1, INPUT_CHANNELS, *s["patch"], device=device)
-                           .contiguous(memory_format=memory_format_for(len(s["patch"])) if args.channels_last
-                                       else torch.contiguous_format))
+            warm_up = windows[name].warm_up()
+            if args.compile:
+                results[name]["compile_s"] = round(warm_up, 1)
+                print(f"  compiled {name} for prediction in {warm_up:.1f} s", flush=True)
         print(f"  sliding window: {n_tiles} tiles per case", flush=True)
         times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
         for name in names:
@@ -209,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 config=args.config, arch=arch, patch=s["patch"], batch=s["batch"], case_shape=s["case"],
                 sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles),
                 device=s["device"], machine=machine, cpu_allocator=allocator, channels_last=args.channels_last,
+                compile=args.compile,
                 repeats=args.repeats, warmup=args.warmup, inference_repeats=args.inference_repeats,
                 contention=args.contention, memory="peak tensor memory of the first training step "
                                                    "(nnunet_msfen.benchmark.memory)",

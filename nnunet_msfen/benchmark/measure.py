@@ -46,11 +46,13 @@ class SlidingWindow:
     """nnU-Net's sliding-window prediction (``nnUNetPredictor.predict_sliding_window_return_logits``) of one case.
 
     ``net`` must have deep supervision off (the predictor takes a single output). ``case_shape`` is the spatial
-    size of the case; for a 2D network it is (slices, x, y) and every slice is predicted in 2D.
+    size of the case; for a 2D network it is (slices, x, y) and every slice is predicted in 2D. ``compile``: predict
+    through ``torch.compile(net)``, what nnU-Net's predictor does with ``nnUNet_compile=1``.
     """
 
     def __init__(self, net: nn.Module, patch: Sequence[int], case_shape: Sequence[int], in_channels: int,
-                 n_classes: int, device: torch.device, mirroring: bool = False, channels_last: bool = False):
+                 n_classes: int, device: torch.device, mirroring: bool = False, channels_last: bool = False,
+                 compile: bool = False):
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
         self.device = device
@@ -62,14 +64,22 @@ class SlidingWindow:
                                         perform_everything_on_device=device.type == "cuda", device=device,
                                         allow_tqdm=False)
         # what predict_sliding_window_return_logits reads; a full initialisation needs a trained model folder
-        predictor.network = net
+        predictor.network = torch.compile(net) if compile else net
         predictor.configuration_manager = SimpleNamespace(patch_size=list(patch))
         predictor.label_manager = SimpleNamespace(num_segmentation_heads=n_classes)
         predictor.allowed_mirroring_axes = tuple(range(len(patch)))
         self.predictor = predictor
+        self.patch, self.in_channels = list(patch), in_channels
+        self.memory_format = memory_format_for(len(patch)) if channels_last else torch.contiguous_format
         g = torch.Generator().manual_seed(1)
         self.case = torch.randn(in_channels, *case_shape, generator=g)
         self.n_tiles = len(predictor._internal_get_sliding_window_slicers(self.case.shape[1:]))
+
+    def warm_up(self) -> float:
+        """Seconds of one untimed tile through the predictor's network (with ``compile``, the compilation)."""
+        tile = torch.zeros(1, self.in_channels, *self.patch, device=self.device).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            return timed(lambda: self.predictor.network(tile), self.device)
 
     def predict(self) -> torch.Tensor:
         """The case's logits, (classes, *case_shape)."""

@@ -42,8 +42,10 @@ CHANNELS_LAST_BACKWARD_BELOW = 16
 
 
 def _onednn_applies(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() \
-        and torch.backends.mkldnn.enabled and x.ndim in (4, 5) and not tracing()
+    # tracing() first: torch.compile must not reach mkldnn.is_available(), which it refuses to trace (a graph
+    # break in every convolution, and a recompilation per module after that)
+    return not tracing() and x.device.type == "cpu" and x.dtype == torch.float32 \
+        and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled and x.ndim in (4, 5)
 
 
 def conv_nd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride=1, padding=0, dilation=1,
@@ -65,7 +67,7 @@ def conv_nd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
 
 
 def _matmul_applies(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.ndim in (4, 5) and x.is_contiguous() and not tracing()
+    return not tracing() and x.device.type == "cpu" and x.ndim in (4, 5) and x.is_contiguous()
 
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
