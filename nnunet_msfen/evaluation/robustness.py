@@ -97,7 +97,8 @@ def _num(value: Optional[float], digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _diff(d: Optional[Mapping], digits: int = 3) -> str:
+def format_diff(d: Optional[Mapping], digits: int = 3) -> str:
+    """A paired difference as ``+0.012 [-0.003, +0.027]`` (mean [95% CI]), ``n/a`` without one."""
     return "n/a" if d is None else f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
 
 
@@ -110,7 +111,7 @@ def table(summary: Mapping, trainer: str) -> Tuple[List[str], List[List[str]]]:
         missing = "none" if name == FULL else ", ".join(missing_of(name.split("+")))
         rows.append([name, missing] + [_num(row["dice"][r]) for r in REGIONS] + [_num(row["mean_dice"]),
                     _num(row["share_of_full"], 2)] + [_num(row["hd95"][r], 1) for r in REGIONS]
-                    + [_diff(row["vs_full"][r]["dice"]) for r in REGIONS])
+                    + [format_diff(row["vs_full"][r]["dice"]) for r in REGIONS])
     return header, rows
 
 

@@ -5,24 +5,17 @@ Each study folder holds ``evaluation/TRAINER/SUBSET.json`` (per-case scores) and
 weights). Pooling concatenates the cases of every trainer and subset; a case scored twice for the same trainer and
 subset is an error, never averaged. The stem's weights are pooled as a case-weighted mean of the studies' means.
 """
-import json
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nnunet_msfen.evaluation.robustness import subset_name, subsets
+from nnunet_msfen.evaluation.io import read_json
+from nnunet_msfen.evaluation.robustness import format_diff, subset_name, subsets
 from nnunet_msfen.labels import REGIONS
 
 Results = Dict[str, Dict[str, dict]]  # trainer -> subset name -> {"per_case": {case: {region: {metric: value}}}}
 Attention = Dict[str, Dict[str, Dict[str, float]]]  # trainer -> subset name -> sequence -> mean weight
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from None
 
 
 def load_study(folder: Path) -> Tuple[Results, Attention, Dict[str, List[str]]]:
@@ -34,7 +27,7 @@ def load_study(folder: Path) -> Tuple[Results, Attention, Dict[str, List[str]]]:
     folder = Path(folder)
     if not (folder / "summary.json").is_file():
         raise ValueError(f"{folder} is not a finished robustness study (no summary.json)")
-    summary = _read(folder / "summary.json")
+    summary = read_json(folder / "summary.json")
     known = {subset_name(s) for s in subsets()}
     results: Results = {}
     attention: Attention = {}
@@ -48,7 +41,7 @@ def load_study(folder: Path) -> Tuple[Results, Attention, Dict[str, List[str]]]:
             path = folder / "evaluation" / trainer / f"{name}.json"
             if not path.is_file():
                 raise ValueError(f"{folder}: missing {path.relative_to(folder)} for {trainer}, subset {name}")
-            results[trainer][name] = {"per_case": _read(path)["per_case"]}
+            results[trainer][name] = {"per_case": read_json(path)["per_case"]}
             if row.get("attention"):
                 attention[trainer][name] = dict(row["attention"])
     return results, attention, cases
@@ -62,8 +55,7 @@ def pool_studies(studies: Sequence[Tuple[str, Results, Attention, Dict[str, List
             do not all cover the same subsets.
     """
     results: Results = {}
-    weighted: Dict[str, Dict[str, Dict[str, float]]] = {}
-    counts: Dict[str, Dict[str, int]] = {}
+    weights: Dict[Tuple[str, str], List[Tuple[Mapping[str, float], int]]] = {}  # (trainer, subset) -> [(means, cases)]
     origin: Dict[Tuple[str, str, str], str] = {}
     subsets_of: Dict[str, Tuple[set, str]] = {}
     for source, study_results, study_attention, study_cases in studies:
@@ -82,15 +74,13 @@ def pool_studies(studies: Sequence[Tuple[str, Results, Attention, Dict[str, List
                                          f"{source}; pool studies of disjoint cases")
                     origin[key] = source
                     merged[case] = scores
-                weights = study_attention.get(trainer, {}).get(name)
-                if weights:
-                    n = len(study_cases[trainer])
-                    acc = weighted.setdefault(trainer, {}).setdefault(name, {})
-                    for sequence, w in weights.items():
-                        acc[sequence] = acc.get(sequence, 0.0) + w * n
-                    counts.setdefault(trainer, {})[name] = counts.get(trainer, {}).get(name, 0) + n
-    attention = {t: {name: {s: v / counts[t][name] for s, v in acc.items()} for name, acc in by.items()}
-                 for t, by in weighted.items()}
+                if study_attention.get(trainer, {}).get(name):
+                    weights.setdefault((trainer, name), []).append((study_attention[trainer][name],
+                                                                    len(study_cases[trainer])))
+    attention: Attention = {}
+    for (trainer, name), parts in weights.items():
+        total = sum(n for _, n in parts)
+        attention.setdefault(trainer, {})[name] = {s: sum(w[s] * n for w, n in parts) / total for s in parts[0][0]}
     return results, attention
 
 
@@ -133,11 +123,7 @@ def versus(results: Results, a: str, b: str) -> Dict[str, Dict[str, Optional[dic
 
 def versus_table(diffs: Mapping[str, Mapping[str, Optional[dict]]]) -> Tuple[List[str], List[List[str]]]:
     """A row per subset: the paired Dice difference per region and of the mean, with its 95% CI and case count."""
-    def cell(d: Optional[dict]) -> str:
-        return "n/a" if d is None else f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
     header = ["sequences present", *(f"Dice {r}" for r in REGIONS), "mean Dice", "cases"]
-    rows = [[name, *(cell(row[r]) for r in REGIONS), cell(row["mean"]),
+    rows = [[name, *(format_diff(row[r]) for r in REGIONS), format_diff(row["mean"]),
              str(max((d["n"] for d in row.values() if d), default=0))] for name, row in diffs.items()]
     return header, rows
-

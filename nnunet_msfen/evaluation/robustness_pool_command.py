@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen pool-robustness``."""
-    from nnunet_msfen.evaluation.robustness import summarise, write_study
+    from nnunet_msfen.evaluation.robustness import format_diff, summarise, write_study
     from nnunet_msfen.evaluation.robustness_pool import load_study, pool_studies, versus, versus_table
     from nnunet_msfen.io.atomic import write_json
     from nnunet_msfen.io.outputs import claim_output
@@ -51,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
     for name, diffs in comparisons.items():
         print(f"{name}: mean Dice difference per subset")
         for subset, row in diffs.items():
-            d = row["mean"]
-            print(f"  {subset:<16} " + ("n/a" if d is None else f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
-                                                                  f"n={d['n']}"))
+            print(f"  {subset:<16} {format_diff(row['mean'])}" + (f" n={row['mean']['n']}" if row["mean"] else ""))
     print(f"wrote {md}, {page} and {out / 'summary.json'}")
     return 0

@@ -21,7 +21,8 @@ Then two follow-ups of what ``fuse3`` found (stop 21):
 
 And a candidate for issue 12's 2d targets (stop 25): ``downstride``, every strided convolution with its stride as
 kernel (2x2 patches, benchmark variant ``msfen-down-stride``): 0.29x PlainConvUNet's parameters in 2d where the
-default has 0.39x, and 17% fewer training FLOPs per patch (15.7 -> 13.0 GFLOP). Timed, not yet trained (docs/ablation.md section 13).
+default has 0.39x, and 17% fewer training FLOPs per patch (15.7 -> 13.0 GFLOP). Timed in docs/ablation.md section
+13; trained on one split only so far (section 14).
 
 Run through ``benchmark-accuracy`` with this folder first in ``nnUNet_extTrainer`` (names are passed through):
 
