@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_msfen.experiments.accuracy_pool import load_source, pool
+from nnunet_msfen.experiments.accuracy_pool import load_source, load_sources, pool
 from nnunet_msfen.cli import main
 
 BASE, MSFEN = "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN_TimeBudget"
@@ -106,3 +106,12 @@ def test_command_writes_the_report_and_exits_1_on_bad_input(tmp_path, two_splits
     assert main(["pool-accuracy", str(tmp_path / "missing"), "-o", str(tmp_path / "never")]) == 1
     assert f"{tmp_path / 'missing'} is neither" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_a_workdir_without_either_trainer_is_refused_not_dropped(tmp_path, two_splits):
+    first, _ = two_splits
+    later = _workdir(tmp_path, "later", {"nnUNetTrainerOther": {"c1": 0.5}})
+    assert {r.trainer for r in load_sources([first], (BASE, MSFEN))} == {BASE, MSFEN}
+    with pytest.raises(ValueError, match=f"{later}: its accuracy.json has no run of {MSFEN} or {BASE} "
+                                         r"\(it lists \['nnUNetTrainerOther'\]\)"):
+        load_sources([first, later], (BASE, MSFEN))

@@ -73,6 +73,22 @@ def load_source(source: Path) -> List[TrainerRun]:
     raise ValueError(f"{source} is neither a benchmark-accuracy workdir nor an {EVALUATION_FOLDER}/*.json file of one")
 
 
+def load_sources(sources: Sequence[Path], trainers: Tuple[str, str]) -> List[TrainerRun]:
+    """The runs of every source (``load_source``); ``ValueError`` for a workdir that holds neither trainer in its
+    ``accuracy.json``, which would otherwise drop out of the pool unnoticed (its report lists only the trainers of
+    the last ``benchmark-accuracy`` call in it; their evaluation files take earlier ones)."""
+    names = {TRAINER_ALIASES.get(t, t) for t in trainers}
+    runs: List[TrainerRun] = []
+    for source in sources:
+        found = load_source(source)
+        if Path(source).is_dir() and not names & {r.trainer for r in found}:
+            raise ValueError(f"{source}: its {REPORT_FILE} has no run of {' or '.join(sorted(names))} (it lists "
+                             f"{sorted(r.trainer for r in found)}); pass the run's {EVALUATION_FOLDER}/TRAINER__*.json "
+                             f"files instead, or leave the workdir out")
+        runs += found
+    return runs
+
+
 def _merge(runs: Sequence[TrainerRun], trainer: str) -> Dict[str, Dict]:
     merged: Dict[str, Dict] = {}
     origin: Dict[str, Path] = {}

@@ -2,8 +2,9 @@
 
     nnunet-msfen pool-accuracy SOURCE [SOURCE ...] [-tr A B] [-o DIR]
 
-A SOURCE is a benchmark-accuracy workdir or one of its evaluation/TRAINER__PLANS__CONFIG.json files (to take one
-trainer from a workdir). Run benchmark-accuracy once per split of a k-fold partition of your cases (the --test
+A SOURCE is a benchmark-accuracy workdir (the trainers of its accuracy.json, i.e. of the last benchmark-accuracy
+call in it; a workdir with neither trainer there is an error) or one of its evaluation/TRAINER__PLANS__CONFIG.json
+files (to take one trainer from a workdir, also one trained by an earlier call). Run benchmark-accuracy once per split of a k-fold partition of your cases (the --test
 folders disjoint, each --train folder the rest), then pool the workdirs: every test case is one paired sample.
 Prints and writes (pooled.md, pooled.json in DIR): the pooled means of Dice and HD95 per region, each source's
 means beside its iterations and seconds per iteration, the paired statistics of nnunet-msfen compare (bootstrap
@@ -76,13 +77,13 @@ def markdown(pooled: Mapping) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen pool-accuracy``."""
     from nnunet_msfen.errors import CommandError
-    from nnunet_msfen.experiments.accuracy_pool import load_source, pool
+    from nnunet_msfen.experiments.accuracy_pool import load_sources, pool
     from nnunet_msfen.io.atomic import write_json, write_text
     from nnunet_msfen.io.outputs import claim_output
 
     claim_output(args.output, args.overwrite, folder=True)
     try:
-        runs = [run for source in args.sources for run in load_source(source)]
+        runs = load_sources(args.sources, tuple(args.trainers))
         pooled = pool(runs, tuple(args.trainers))
     except ValueError as e:
         raise CommandError(str(e)) from None
