@@ -73,11 +73,16 @@ def load_source(source: Path) -> List[TrainerRun]:
     raise ValueError(f"{source} is neither a benchmark-accuracy workdir nor an {EVALUATION_FOLDER}/*.json file of one")
 
 
+def _run_names(trainers: Sequence[str]) -> Tuple[str, ...]:
+    """``-tr`` names as their runs are called (``nnUNetTrainer`` -> its time-budget variant, as benchmark-accuracy)."""
+    return tuple(TRAINER_ALIASES.get(t, t) for t in trainers)
+
+
 def load_sources(sources: Sequence[Path], trainers: Tuple[str, str]) -> List[TrainerRun]:
     """The runs of every source (``load_source``); ``ValueError`` for a workdir that holds neither trainer in its
     ``accuracy.json``, which would otherwise drop out of the pool unnoticed (its report lists only the trainers of
     the last ``benchmark-accuracy`` call in it; their evaluation files take earlier ones)."""
-    names = {TRAINER_ALIASES.get(t, t) for t in trainers}
+    names = set(_run_names(trainers))
     runs: List[TrainerRun] = []
     for source in sources:
         found = load_source(source)
@@ -108,7 +113,7 @@ def pool(runs: Sequence[TrainerRun], trainers: Tuple[str, str]) -> Dict[str, obj
     other trainers are ignored. ``ValueError`` when a trainer has no run, a case appears twice for one trainer,
     or the two trainers were tested on different cases.
     """
-    names = tuple(TRAINER_ALIASES.get(t, t) for t in trainers)
+    names = _run_names(trainers)
     if len(names) != 2 or names[0] == names[1]:
         raise ValueError(f"give two different trainers to compare, got {list(trainers)}")
     chosen = {name: [r for r in runs if r.trainer == name] for name in names}

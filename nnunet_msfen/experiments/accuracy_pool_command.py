@@ -4,8 +4,9 @@
 
 A SOURCE is a benchmark-accuracy workdir (the trainers of its accuracy.json, i.e. of the last benchmark-accuracy
 call in it; a workdir with neither trainer there is an error) or one of its evaluation/TRAINER__PLANS__CONFIG.json
-files (to take one trainer from a workdir, also one trained by an earlier call). Run benchmark-accuracy once per split of a k-fold partition of your cases (the --test
-folders disjoint, each --train folder the rest), then pool the workdirs: every test case is one paired sample.
+files (to take one trainer from a workdir, also one trained by an earlier call). Run benchmark-accuracy once per
+split of a k-fold partition of your cases (the --test folders disjoint, each --train folder the rest), then pool
+the workdirs: every test case is one paired sample.
 Prints and writes (pooled.md, pooled.json in DIR): the pooled means of Dice and HD95 per region, each source's
 means beside its iterations and seconds per iteration, the paired statistics of nnunet-msfen compare (bootstrap
 95% CI of B - A, Wilcoxon, Holm over all region-metric rows) and the Dice of every case.
