@@ -9,6 +9,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PACKAGING := pyproject.toml setup.py nnunet_msfen/discovery/nnunet_msfen_discovery.pth
 PYTEST_ARGS ?=
+# test processes (pytest-xdist): the end-to-end tests spend much of their time in single-threaded imports and
+# nnU-Net's spawned workers, so two processes keep two cores busy. A module runs in one process (its fixtures are
+# built once), the modules with end-to-end tests first (tests/conftest.py). TEST_WORKERS=0 runs the suite in this
+# process (e.g. for pdb).
+TEST_WORKERS ?= 2
 
 .PHONY: install browser test test-fast demo benchmark clean
 
@@ -33,11 +38,11 @@ browser:
 	  >/dev/null; } || echo "chromium is not installed: the HTML report test will be skipped"
 
 test: install browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # everything but the end-to-end runs through nnU-Net's command-line tools
 test-fast: install
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/nnunet-msfen demo

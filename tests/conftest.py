@@ -1,11 +1,24 @@
 """Shared fixtures. Tests run against the installed (editable) package: ``make test``."""
+import fcntl
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BRATS2018_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "brats2018_sample"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the modules with end-to-end (``slow``) tests first, most slow tests first, keeping the order within a
+    module: under ``make test``'s ``--dist loadscope`` (a module per process, in this order) the two processes
+    start on the long runs and the quick modules fill the gaps."""
+    modules = {}
+    for item in items:
+        modules.setdefault(item.module.__name__, []).append(item)
+    slow = {name: sum(i.get_closest_marker("slow") is not None for i in members) for name, members in modules.items()}
+    items[:] = [item for name in sorted(modules, key=lambda name: -slow[name]) for item in modules[name]]
 
 
 def pytest_configure(config):
@@ -37,7 +50,19 @@ def brats2018_sample():
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
-    """A planned and preprocessed 5-case phantom dataset (+ 2 test cases), shared by the session's tests."""
-    from nnunet_fixtures import build_tiny_dataset
+    """A planned and preprocessed 5-case phantom dataset (+ 2 test cases), shared by the session's tests. Under
+    pytest-xdist it is built once for all processes, and each process works on its own copy (tests train into it
+    and plan into it)."""
+    from nnunet_fixtures import build_tiny_dataset, copy_tiny_dataset
 
-    return build_tiny_dataset(tmp_path_factory.mktemp("tiny_nnunet"))
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_tiny_dataset(tmp_path_factory.mktemp("tiny_nnunet"))
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each process's own
+    with open(shared / "tiny_nnunet.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first process builds, the others wait for it
+        built = shared / "tiny_nnunet"
+        if not (built / "complete").is_file():
+            shutil.rmtree(built, ignore_errors=True)  # a build that failed half-way in another process
+            dataset = build_tiny_dataset(built)
+            (built / "complete").write_text(dataset.dataset_name)
+        return copy_tiny_dataset(built, (built / "complete").read_text(), tmp_path_factory.mktemp("tiny_nnunet"))

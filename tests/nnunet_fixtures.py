@@ -67,6 +67,19 @@ def build_tiny_dataset(root: Path, n_train: int = 5, n_test: int = 2) -> TinyDat
     return ds
 
 
+def copy_tiny_dataset(built: Path, dataset_name: str, root: Path) -> TinyDataset:
+    """A copy in ``root`` of the dataset ``build_tiny_dataset`` made in ``built`` (its nnU-Net folders only)."""
+    import shutil
+
+    env = nnunet_env(root)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        shutil.copytree(built / name, root / name, dirs_exist_ok=True)
+    raw = Path(env["nnUNet_raw"])
+    (test,) = raw.glob(f"Dataset{TEST_ID:03d}_*")
+    return TinyDataset(env, raw, Path(env["nnUNet_preprocessed"]), Path(env["nnUNet_results"]), dataset_name,
+                       test / "imagesTr", test / "labelsTr")
+
+
 def case_ids(folder: Path) -> List[str]:
     """Case identifiers of the ``.nii.gz`` label (or prediction) files in ``folder``."""
     return sorted(p.name[:-len(".nii.gz")] for p in folder.glob("*.nii.gz"))
