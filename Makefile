@@ -14,6 +14,7 @@ PYTEST_ARGS ?=
 # built once), the modules with end-to-end tests first (tests/conftest.py). TEST_WORKERS=0 runs the suite in this
 # process (e.g. for pdb).
 TEST_WORKERS ?= 2
+PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: install browser test test-fast demo benchmark clean
 
@@ -38,11 +39,11 @@ browser:
 	  >/dev/null; } || echo "chromium is not installed: the HTML report test will be skipped"
 
 test: install browser
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # everything but the end-to-end runs through nnU-Net's command-line tools
 test-fast: install
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/nnunet-msfen demo

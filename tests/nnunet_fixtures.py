@@ -2,6 +2,7 @@
 converted with our converter, planned and preprocessed with nnU-Net's own command. Tests that train or predict
 run nnU-Net's real command-line tools on it, in subprocesses with ``env``."""
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -69,8 +70,6 @@ def build_tiny_dataset(root: Path, n_train: int = 5, n_test: int = 2) -> TinyDat
 
 def copy_tiny_dataset(built: Path, dataset_name: str, root: Path) -> TinyDataset:
     """A copy in ``root`` of the dataset ``build_tiny_dataset`` made in ``built`` (its nnU-Net folders only)."""
-    import shutil
-
     env = nnunet_env(root)
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         shutil.copytree(built / name, root / name, dirs_exist_ok=True)
