@@ -9,13 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
-import numpy as np
-import SimpleITK as sitk
-
 TRAIN_ID, TEST_ID = 990, 991
 CASE_SHAPE = (32, 32, 32)
-SMOKE_TRAINER = "nnUNetTrainerMSFEN_Smoke"  # a few iterations: trains in seconds
-TRAIN = ["nnUNetv2_train", str(TRAIN_ID), "3d_fullres"]
 
 
 @dataclass
@@ -87,18 +82,3 @@ def copy_tiny_dataset(built: Path, dataset_name: str, root: Path) -> TinyDataset
 def case_ids(folder: Path) -> List[str]:
     """Case identifiers of the ``.nii.gz`` label (or prediction) files in ``folder``."""
     return sorted(p.name[:-len(".nii.gz")] for p in folder.glob("*.nii.gz"))
-
-
-def model_folder(ds: TinyDataset, trainer: str = SMOKE_TRAINER, plans: str = "nnUNetPlans") -> Path:
-    """nnU-Net's results folder of ``trainer`` on ``plans`` (3d_fullres) for the tiny dataset."""
-    return ds.results / ds.dataset_name / f"{trainer}__{plans}__3d_fullres"
-
-
-def assert_predictions_match_inputs(ds: TinyDataset, out: Path) -> None:
-    """One prediction per test case, on the input's grid, with BraTS labels only."""
-    assert case_ids(out) == case_ids(ds.test_labels)
-    for case in case_ids(out):
-        pred = sitk.ReadImage(str(out / f"{case}.nii.gz"))
-        image = sitk.ReadImage(str(ds.test_images / f"{case}_0000.nii.gz"))
-        assert pred.GetSize() == image.GetSize() and np.allclose(pred.GetSpacing(), image.GetSpacing())
-        assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 1, 2, 3}

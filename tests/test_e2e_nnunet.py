@@ -1,6 +1,6 @@
 """End to end through nnU-Net's real command-line tools on the tiny phantom dataset: 5-fold training with --npz
-(one fold killed and resumed with --c), --val, find_best_configuration, predict, predict_from_modelfolder, missing
-sequences, the robustness study and ONNX export on the trained folds (tests/test_e2e_plans.py: other plans)."""
+(one fold killed and resumed with --c), --val, find_best_configuration, predict, predict_from_modelfolder, and
+training on nnUNetMSFENPlans."""
 import json
 import os
 import shutil
@@ -10,14 +10,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunet_fixtures import SMOKE_TRAINER as TRAINER
-from nnunet_fixtures import TRAIN, TRAIN_ID, assert_predictions_match_inputs, case_ids, model_folder
+from nnunet_fixtures import TRAIN_ID, case_ids
 
 pytestmark = pytest.mark.slow
+TRAINER = "nnUNetTrainerMSFEN_Smoke"
+TRAIN = ["nnUNetv2_train", str(TRAIN_ID), "3d_fullres"]
+
+
+def model_folder(ds, trainer=TRAINER, plans="nnUNetPlans") -> Path:
+    return ds.results / ds.dataset_name / f"{trainer}__{plans}__3d_fullres"
 
 
 def _wait_until_written(path: Path, deadline: float) -> None:
@@ -106,11 +112,29 @@ def test_find_best_configuration_then_predict(cross_validation, tmp_path):
     out = tmp_path / "pred"
     ds.run("nnUNetv2_predict", "-i", str(ds.test_images), "-o", str(out), "-d", str(TRAIN_ID), "-c", "3d_fullres",
            "-tr", TRAINER, "-f", "0", "1", "2", "3", "4", "-device", "cpu", "-npp", "1", "-nps", "1")
-    assert_predictions_match_inputs(ds, out)
+    _assert_predictions_match_inputs(ds, out)
     single = tmp_path / "pred_modelfolder"
     ds.run("nnUNetv2_predict_from_modelfolder", "-i", str(ds.test_images), "-o", str(single), "-m",
            str(model_folder(ds)), "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1")
-    assert_predictions_match_inputs(ds, single)
+    _assert_predictions_match_inputs(ds, single)
+
+
+def _assert_predictions_match_inputs(ds, out: Path) -> None:
+    assert case_ids(out) == case_ids(ds.test_labels)
+    for case in case_ids(out):
+        pred = sitk.ReadImage(str(out / f"{case}.nii.gz"))
+        image = sitk.ReadImage(str(ds.test_images / f"{case}_0000.nii.gz"))
+        assert pred.GetSize() == image.GetSize() and np.allclose(pred.GetSpacing(), image.GetSpacing())
+        assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 1, 2, 3}
+
+
+def test_training_on_msfen_plans(tiny_dataset):
+    tiny_dataset.run("nnunet-msfen", "plan", "-d", str(TRAIN_ID), "-c", "3d_fullres", "-np", "1")
+    tiny_dataset.run(*TRAIN, "0", "-tr", TRAINER, "-p", "nnUNetMSFENPlans", "-device", "cpu")
+    fold_dir = model_folder(tiny_dataset, plans="nnUNetMSFENPlans") / "fold_0"
+    assert (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
+    plans = json.loads((fold_dir.parent / "plans.json").read_text())
+    assert plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"].endswith("MSFENUNet")
 
 
 def test_inference_time_of_a_trained_fold(cross_validation):
@@ -137,7 +161,7 @@ def test_predict_with_missing_sequences_and_attention(cross_validation, tmp_path
     out = tmp_path / "out"
     ds.run("nnunet-msfen", "predict", "-i", str(src), "-o", str(out), "-d", str(TRAIN_ID), "-c", "3d_fullres", "-tr",
            TRAINER, "-f", "0", "1", "-device", "cpu", "--missing", "flair", "--save-attention", "--disable_tta")
-    assert_predictions_match_inputs(ds, out)
+    _assert_predictions_match_inputs(ds, out)
     missing = json.loads((out / "missing_sequences.json").read_text())
     assert missing[cases[0]] == {"missing": ["t1ce", "flair"], "left_out": ["flair"]}
     assert missing[cases[1]] == {"missing": ["flair"], "left_out": ["flair"]}
@@ -168,6 +192,18 @@ def test_robustness_study_on_a_few_subsets(cross_validation, tmp_path):
     assert rows["t1+t1ce+t2"]["attention"]["flair"] == 0 and rows["flair"]["attention"]["t1"] == 0
     assert case_ids(out / "predictions" / TRAINER / "flair") == case_ids(ds.test_labels)
     assert (out / "report.html").read_text().count("<table>") == 2 and (out / "figures" / "heatmap.png").is_file()
+
+
+def test_training_and_prediction_on_residual_encoder_plans(tiny_dataset, tmp_path):
+    ds = tiny_dataset
+    ds.run("nnUNetv2_plan_experiment", "-d", str(TRAIN_ID), "-pl", "nnUNetPlannerResEncM")
+    ds.run(*TRAIN, "0", "-tr", TRAINER, "-p", "nnUNetResEncUNetMPlans", "-device", "cpu")
+    fold_dir = model_folder(ds, plans="nnUNetResEncUNetMPlans") / "fold_0"
+    assert (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
+    out = tmp_path / "pred"
+    ds.run("nnUNetv2_predict", "-i", str(ds.test_images), "-o", str(out), "-d", str(TRAIN_ID), "-c", "3d_fullres",
+           "-tr", TRAINER, "-p", "nnUNetResEncUNetMPlans", "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1")
+    _assert_predictions_match_inputs(ds, out)
 
 
 def test_export_onnx_then_predict_with_onnxruntime_equals_torch(cross_validation, tmp_path):
