@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_msfen.experiments.accuracy_pool import load_source, load_sources, pool
+from nnunet_msfen.evaluation.stats import bootstrap_ci, wilcoxon_p
+from nnunet_msfen.experiments.accuracy_pool import load_source, load_sources, mean_dice_comparison, pool
 from nnunet_msfen.cli import main
 
 BASE, MSFEN = "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN_TimeBudget"
@@ -54,6 +55,22 @@ def test_pooling_two_workdirs_pairs_every_test_case(two_splits):
     first_msfen = next(s for s in pooled["splits"] if s["trainer"] == MSFEN and s["cases"][0] == "a1")
     assert first_msfen["iterations"] == 200 and first_msfen["dice"]["TC"] == pytest.approx(0.6)
     assert pooled["per_case_dice"][MSFEN]["b2"]["WT"] == pytest.approx(0.9)
+    mean_dice = pooled["mean_dice"]
+    assert mean_dice["diff"] == pytest.approx(0.1) and mean_dice["ci_low"] == pytest.approx(0.1)
+    assert mean_dice["A"] == pytest.approx(0.55) and mean_dice["p"] == pytest.approx(0.03125)
+
+
+def test_mean_dice_averages_the_regions_of_a_case_before_pairing():
+    # B is better on WT in every case and worse on ET by more: per case the region mean falls
+    a = {c: {"WT": {"dice": 0.5}, "TC": {"dice": 0.5}, "ET": {"dice": d}} for c, d in zip("pqrs", (0.2, 0.4, 0.6, 0.8))}
+    b = {c: {"WT": {"dice": 0.6}, "TC": {"dice": 0.5}, "ET": {"dice": d - 0.3}} for c, d in zip("pqrs", (0.2, 0.4, 0.6, 0.8))}
+    result = mean_dice_comparison(a, b)
+    means_a = [(0.5 + 0.5 + d) / 3 for d in (0.2, 0.4, 0.6, 0.8)]
+    means_b = [(0.6 + 0.5 + d - 0.3) / 3 for d in (0.2, 0.4, 0.6, 0.8)]
+    assert result["diff"] == pytest.approx(-0.2 / 3)
+    assert (result["diff"], result["ci_low"], result["ci_high"]) == pytest.approx(bootstrap_ci(means_a, means_b))
+    assert result["p"] == pytest.approx(wilcoxon_p(means_a, means_b))
+    assert result["A"] == pytest.approx(np.mean(means_a)) and result["B"] == pytest.approx(np.mean(means_b))
 
 
 def test_an_evaluation_file_takes_one_trainer_from_a_workdir(tmp_path, two_splits):
@@ -98,6 +115,7 @@ def test_command_writes_the_report_and_exits_1_on_bad_input(tmp_path, two_splits
     assert main(["pool-accuracy", *map(str, two_splits), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "nnUNetTrainerMSFEN_TimeBudget" in printed and "mean Dice" in printed
+    assert "paired over 6 cases" in printed and "- nnUNetTrainer_TimeBudget +0.100 [95% CI +0.100, +0.100]" in printed
     report = (out / "pooled.md").read_text()
     assert "6 test cases from 2 test folder(s)" in report
     assert "| b2 | 0.800 | 0.800 | 0.800 | 0.900 | 0.900 | 0.900 |" in report

@@ -13,6 +13,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nnunet_msfen.evaluation.comparison import overall_verdict, stats_table
 from nnunet_msfen.evaluation.evaluate import mean_results
+from nnunet_msfen.evaluation.stats import bootstrap_ci, wilcoxon_p
 from nnunet_msfen.labels import REGIONS
 from nnunet_msfen.experiments.accuracy_settings import TRAINER_ALIASES
 
@@ -134,8 +135,21 @@ def pool(runs: Sequence[TrainerRun], trainers: Tuple[str, str]) -> Dict[str, obj
                           for name in names},
         "splits": [_split_row(run) for name in names for run in chosen[name]],
         "table": table,
+        "mean_dice": mean_dice_comparison(per_case[names[0]], per_case[names[1]]),
         "verdict": overall_verdict(table, names, len(per_case[names[0]])),
     }
+
+
+def mean_dice_comparison(per_case_a: Mapping[str, Dict], per_case_b: Mapping[str, Dict]) -> Dict[str, float]:
+    """The headline number of a cross-validation: each case's Dice averaged over WT, TC and ET, then B - A paired
+    over the cases (mean, bootstrap 95% CI, Wilcoxon p; one comparison, so no Holm correction). ``per_case_a`` and
+    ``per_case_b`` hold the same cases (``pool`` checks)."""
+    cases = sorted(per_case_a)
+    a = [sum(per_case_a[c][r]["dice"] for r in REGIONS) / len(REGIONS) for c in cases]
+    b = [sum(per_case_b[c][r]["dice"] for r in REGIONS) / len(REGIONS) for c in cases]
+    diff, low, high = bootstrap_ci(a, b)
+    return {"A": sum(a) / len(a), "B": sum(b) / len(b), "diff": diff, "ci_low": low, "ci_high": high,
+            "p": wilcoxon_p(a, b)}
 
 
 def _split_row(run: TrainerRun) -> Dict[str, object]:

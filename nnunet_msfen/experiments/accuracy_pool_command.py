@@ -8,7 +8,8 @@ files (to take one trainer from a workdir, also one trained by an earlier call).
 split of a k-fold partition of your cases (the --test folders disjoint, each --train folder the rest), then pool
 the workdirs: every test case is one paired sample.
 Prints and writes (pooled.md, pooled.json in DIR): the pooled means of Dice and HD95 per region, each source's
-means beside its iterations and seconds per iteration, the paired statistics of nnunet-msfen compare (bootstrap
+means beside its iterations and seconds per iteration, the mean Dice over WT/TC/ET per case compared paired (B - A,
+bootstrap 95% CI, Wilcoxon), the paired statistics of nnunet-msfen compare (bootstrap
 95% CI of B - A, Wilcoxon, Holm over all region-metric rows) and the Dice of every case.
 """
 import argparse
@@ -53,6 +54,15 @@ def splits_table(pooled: Mapping) -> List[List[str]]:
     return [header] + rows
 
 
+def mean_dice_line(pooled: Mapping) -> str:
+    """B - A in the per-case mean Dice over the regions, with its bootstrap CI and Wilcoxon p."""
+    a, b = pooled["names"]
+    m = pooled["mean_dice"]
+    return (f"Mean Dice over {'/'.join(REGIONS)}, paired over {len(pooled['cases'])} cases: {a} {m['A']:.3f}, "
+            f"{b} {m['B']:.3f}; {b} - {a} {m['diff']:+.3f} [95% CI {m['ci_low']:+.3f}, {m['ci_high']:+.3f}], "
+            f"Wilcoxon p {m['p']:.3g}")
+
+
 def _markdown_table(table: List[List[str]]) -> List[str]:
     return ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])] + \
            ["| " + " | ".join(row) + " |" for row in table[1:]] + [""]
@@ -66,7 +76,7 @@ def markdown(pooled: Mapping) -> str:
     a, b = pooled["names"]
     n_splits = len({tuple(s["cases"]) for s in pooled["splits"]})
     lines = [f"# {b} vs {a}: {len(pooled['cases'])} test cases from {n_splits} test folder(s)", "",
-             pooled["verdict"], "", "## Pooled means (HD95 in mm)", ""] + _markdown_table(means_table(pooled))
+             pooled["verdict"], "", mean_dice_line(pooled), "", "## Pooled means (HD95 in mm)", ""] + _markdown_table(means_table(pooled))
     lines += ["## Per source", ""] + _markdown_table(splits_table(pooled))
     header, rows = stats_rows(pooled)
     lines += ["## Paired statistics", ""] + _markdown_table([header] + rows)
@@ -91,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     for table in (means_table(pooled), splits_table(pooled)):
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         print("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table), end="\n\n")
+    print(mean_dice_line(pooled))
     print(pooled["verdict"])
     write_json(args.output / "pooled.json", pooled)
     write_text(args.output / "pooled.md", markdown(pooled))
