@@ -9,8 +9,8 @@ split of a k-fold partition of your cases (the --test folders disjoint, each --t
 the workdirs: every test case is one paired sample.
 Prints and writes (pooled.md, pooled.json in DIR): the pooled means of Dice and HD95 per region, each source's
 means beside its iterations and seconds per iteration, the mean Dice over WT/TC/ET per case compared paired (B - A,
-bootstrap 95% CI, Wilcoxon), the paired statistics of nnunet-msfen compare (bootstrap
-95% CI of B - A, Wilcoxon, Holm over all region-metric rows) and the Dice of every case.
+bootstrap 95% CI, Wilcoxon), the paired statistics of nnunet-msfen compare (bootstrap 95% CI of B - A, Wilcoxon,
+Holm over all region-metric rows) and the Dice of every case.
 """
 import argparse
 from pathlib import Path
@@ -76,7 +76,8 @@ def markdown(pooled: Mapping) -> str:
     a, b = pooled["names"]
     n_splits = len({tuple(s["cases"]) for s in pooled["splits"]})
     lines = [f"# {b} vs {a}: {len(pooled['cases'])} test cases from {n_splits} test folder(s)", "",
-             pooled["verdict"], "", mean_dice_line(pooled), "", "## Pooled means (HD95 in mm)", ""] + _markdown_table(means_table(pooled))
+             pooled["verdict"], "", mean_dice_line(pooled), "", "## Pooled means (HD95 in mm)", ""]
+    lines += _markdown_table(means_table(pooled))
     lines += ["## Per source", ""] + _markdown_table(splits_table(pooled))
     header, rows = stats_rows(pooled)
     lines += ["## Paired statistics", ""] + _markdown_table([header] + rows)
