@@ -1,5 +1,5 @@
 """The study trainers of docs/ablation.md section 6 change exactly one thing each against the default they were
-measured against (stop 20's: residual units that start as identities)."""
+measured against (stop 20's: residual units that start as identities, the planned downsampling kernel)."""
 from nnunet_msfen.experiments.studies import per_iteration_study as study
 from nnunet_msfen.training.fixed_iterations import FixedIterations, nnUNetTrainerMSFEN_Iterations
 from nnunet_msfen.network.msfen_unet import MSFENUNet
@@ -18,7 +18,7 @@ KNOBS = ("learning_rate", "bottleneck_dropout", "ce_weight", "dice_weight", "net
 
 def test_each_study_trainer_changes_one_knob_of_the_default():
     baseline = {k: getattr(nnUNetTrainerMSFEN_Iterations, k) for k in KNOBS}
-    baseline["network_kwargs"] = {"zero_init_residual": True}
+    baseline["network_kwargs"] = {"zero_init_residual": True, "downsample_kernel": "planned"}
     for name, change in CHANGES.items():
         cls = getattr(study, name)
         assert issubclass(cls, FixedIterations) and issubclass(cls, nnUNetTrainerMSFEN)
@@ -35,9 +35,10 @@ def test_init1_is_todays_default():
     assert not MSFENUNet.__init__.__kwdefaults__["zero_init_residual"]
 
 
-def test_downstride_changes_only_the_downsampling_kernel_of_todays_default():
+def test_downstride_is_todays_default_network():
     cls = study.Study_MSFEN_downstride_Iterations
     assert issubclass(cls, FixedIterations) and issubclass(cls, nnUNetTrainerMSFEN)
     assert dict(cls.network_kwargs) == {"downsample_kernel": "stride"}
+    assert MSFENUNet.__init__.__kwdefaults__["downsample_kernel"] == "stride"
     for knob in KNOBS[:-1]:
         assert getattr(cls, knob) == getattr(nnUNetTrainerMSFEN_Iterations, knob), knob

@@ -355,6 +355,7 @@ def test_short_schedule_refuses_a_misnamed_attribute_when_the_class_is_made(attr
 
 @pytest.mark.parametrize("name", ["nnUNetTrainer_Iterations", "nnUNetTrainerMSFEN_Iterations",
                                   "nnUNetTrainerMSFEN_v1_Iterations", "nnUNetTrainer_ModalityDropout_Iterations",
+                                  "nnUNetTrainerMSFEN_PlannedDownsampling_Iterations",
                                   "nnUNetTrainerMSFEN_ModalityDropout_Iterations"])
 def test_fixed_iterations_train_exactly_n_iterations(setting, monkeypatch, name):
     import nnunet_msfen.training as training
@@ -417,3 +418,24 @@ def test_v1_trainer_builds_the_010_network(setting):
     assert all(m.recompute == "none" for m in v1.modules() if hasattr(m, "recompute"))
     with pytest.raises(TypeError):
         nnUNetTrainerMSFEN.network_kwargs["spp"] = False  # read-only: variants assign their own mapping
+
+
+def test_planned_downsampling_trainer_builds_the_former_default_and_loads_its_checkpoints(setting):
+    # checkpoints trained before kernel = stride became the default load with this trainer, not with the default
+    from nnunet_msfen.training import nnUNetTrainerMSFEN_PlannedDownsampling, nnUNetTrainerMSFEN_v1
+
+    plans, _ = setting
+    manager = PlansManager(plans)
+    config = manager.get_configuration("3d_fullres")
+    build = lambda cls: cls.build_network_architecture(manager, config, 4, 3, enable_deep_supervision=True)  # noqa
+    former, now = build(nnUNetTrainerMSFEN_PlannedDownsampling), build(nnUNetTrainerMSFEN)
+    v1 = build(nnUNetTrainerMSFEN_v1)
+    strides = [list(s) for s in config.pool_op_kernel_sizes]
+    planned = [list(k) for k in config.conv_kernel_sizes]
+    kernels = lambda net: [list(stage[0].conv.kernel_size) for stage in net.encoder.stages[1:]]  # noqa: E731
+    assert kernels(former) == kernels(v1) == planned[1:]
+    assert kernels(now) == strides[1:] != planned[1:]
+    checkpoint = former.state_dict()
+    build(nnUNetTrainerMSFEN_PlannedDownsampling).load_state_dict(checkpoint)  # strict
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        now.load_state_dict(checkpoint)

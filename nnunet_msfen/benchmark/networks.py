@@ -48,8 +48,8 @@ VARIANTS: Dict[str, Contender] = {
     "msfen-no-recompute": _msfen({"recompute": "none"}, "intermediates stored for backward, not recomputed"),
     "msfen-recompute-all": _msfen({"recompute": "all"}, "for backward only each block's input and output stored, "
                                   "the whole block recomputed (the default before 2026-12-01)"),
-    "msfen-down-stride": _msfen({"downsample_kernel": "stride"}, "strided convolutions with kernel = stride "
-                                "(2x2 patches), not the planned 3x3"),
+    "msfen-down-planned": _msfen({"downsample_kernel": "planned"}, "strided convolutions with the planned 3x3 "
+                                 "kernel, not kernel = stride (the default until 2026-12-02)"),
     "msfen-parallel": _msfen({"branch_mode": "parallel"}, "branches: parallel 3/5/7 convolutions (the paper's form)"),
     "msfen-cascade": _msfen({"branch_mode": "cascade"}, "branches: three 3s in sequence, full width"),
     "msfen-dilated": _msfen({"branch_mode": "dilated"}, "branches: 3 with dilation 1/2/3"),
@@ -70,7 +70,7 @@ GROUPS: Dict[str, List[str]] = {
     "default": ["plain", "resenc-m", "msfen"],
     "versions": ["msfen", "msfen-v1"],
     "design": ["msfen", "msfen-v1", "msfen-depthwise", "msfen-gw8", "msfen-concat", "msfen-fuse3", "msfen-fuse3-gw16",
-               "msfen-fuse3-dw", "msfen-no-recompute", "msfen-recompute-all", "msfen-down-stride"],
+               "msfen-fuse3-dw", "msfen-no-recompute", "msfen-recompute-all", "msfen-down-planned"],
     "branches": ["msfen", "msfen-parallel", "msfen-cascade", "msfen-dilated"],
     "switches": ["msfen"] + [n for n in VARIANTS if n.startswith("msfen-no-") and n != "msfen-no-recompute"],
     "all": list(VARIANTS),

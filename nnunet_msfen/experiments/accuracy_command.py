@@ -15,10 +15,11 @@ nnUNetTrainer_TimeBudget and nnUNetTrainerMSFEN_TimeBudget: 25 iterations per ep
 fitted to the budget. Any other name is passed to nnU-Net as given (a trainer that is not a time-budget one
 trains for its own number of epochs).
 
---iterations N: every trainer trains exactly N iterations instead (nnUNetTrainer, nnUNetTrainerMSFEN and
-nnUNetTrainerMSFEN_v1 as their *_Iterations variants: epochs of 25, the poly schedule over N). On a GPU nnU-Net
-trains a fixed number of iterations, so this is how per-iteration learning is compared, and the result does not
-depend on the machine's load.
+--iterations N: every trainer trains exactly N iterations instead (nnUNetTrainer, nnUNetTrainerMSFEN,
+nnUNetTrainerMSFEN_v1, nnUNetTrainerMSFEN_PlannedDownsampling and the modality-dropout trainers as their
+*_Iterations variants: epochs of 25, the poly schedule over N). On a GPU nnU-Net trains a fixed number of
+iterations, so this is how per-iteration learning is compared, and the result does not depend on the machine's
+load.
 
 Equal conditions: same plans and patch, same seed (network initialisation, patch sampling, augmentation;
 PYTHONHASHSEED too) and, with one augmentation worker (--da-processes 1, the default), the same batches in

@@ -11,8 +11,8 @@ CONFIGURATIONS = ("2d", "3d_fullres")
 # -tr takes the base trainers' names; they train under the time budget (or for --iterations) through these variants
 TRAINER_ALIASES = {"nnUNetTrainer": "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN": "nnUNetTrainerMSFEN_TimeBudget"}
 ITERATION_ALIASES = {name: f"{name}_Iterations" for name in (
-    "nnUNetTrainer", "nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_v1", "nnUNetTrainer_ModalityDropout",
-    "nnUNetTrainerMSFEN_ModalityDropout")}
+    "nnUNetTrainer", "nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_v1", "nnUNetTrainerMSFEN_PlannedDownsampling",
+    "nnUNetTrainer_ModalityDropout", "nnUNetTrainerMSFEN_ModalityDropout")}
 DEFAULT_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerMSFEN")
 DEVICES = ("cpu", "cuda")
 FOLD = "all"  # every training case trains; the test folder is the only held-out data
@@ -30,9 +30,9 @@ class AccuracySettings:
         minutes: training budget per trainer (``NNUNET_MSFEN_TRAIN_MINUTES`` of the time-budget trainers).
         iterations: if set, train exactly this many iterations instead of for ``minutes``
             (``NNUNET_MSFEN_TRAIN_ITERATIONS`` of the fixed-iteration trainers).
-        trainers: names given to ``-tr``; ``nnUNetTrainer`` and ``nnUNetTrainerMSFEN`` (and ``nnUNetTrainerMSFEN_v1``
-            with ``iterations``) become their ``_TimeBudget`` (``_Iterations``) variants, any other name is passed to
-            nnU-Net unchanged.
+        trainers: names given to ``-tr``; ``nnUNetTrainer`` and ``nnUNetTrainerMSFEN`` (and, with ``iterations``, the
+            other names of ``ITERATION_ALIASES``) become their ``_TimeBudget`` (``_Iterations``) variants, any other
+            name is passed to nnU-Net unchanged.
         batch_size: if set, a copy of the plans with this batch size in ``config`` (``nnUNetPlans_bsN``).
         seed: seed of every training (network initialisation, patch sampling, augmentation).
         device: ``cpu`` or ``cuda``.

@@ -38,9 +38,9 @@ class MSFENEncoder(nn.Module):
         cross_modal_attention: weigh the sequences in the stem (only with ``modality_stem``).
         recompute: what the stem recomputes in the backward pass (``blocks/recompute.py``; the units follow
             ``block_kwargs``).
-        downsample_kernel: kernel of each stage's strided convolution: ``"planned"`` (nnU-Net's) or
-            ``"stride"`` (the stride itself: non-overlapping 2x2(x2) patches, as ConvNeXt and Swin downsample;
-            4/9 of the planned 3x3 convolution's weights and work in 2D, 8/27 in 3D). Stage 0 (stride 1) keeps the
+        downsample_kernel: kernel of each stage's strided convolution: ``"stride"`` (default: the stride itself,
+            non-overlapping 2x2(x2) patches, as ConvNeXt and Swin downsample; 4/9 of the planned 3x3 convolution's
+            weights and work in 2D, 8/27 in 3D) or ``"planned"`` (nnU-Net's kernel). Stage 0 (stride 1) keeps the
             planned kernel either way.
         spp, spp_bins: spatial pyramid pooling at the bottleneck and its bin sizes.
         bottleneck_dropout: dropout probability at the bottleneck (0 disables it).
@@ -53,7 +53,7 @@ class MSFENEncoder(nn.Module):
                  norm_op_kwargs: dict = None, dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
                  nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None, return_skips: bool = True,
                  nonlin_first: bool = False, modality_stem: bool = True, cross_modal_attention: bool = True,
-                 recompute: Union[bool, str] = False, downsample_kernel: str = "planned", spp: bool = True,
+                 recompute: Union[bool, str] = False, downsample_kernel: str = "stride", spp: bool = True,
                  spp_bins: Sequence[int] = (1, 2, 4), bottleneck_dropout: float = 0.5, block_kwargs: dict = None):
         super().__init__()
         if not 0 <= bottleneck_dropout < 1:
@@ -121,7 +121,7 @@ class MSFENEncoder(nn.Module):
         return output
 
 
-DOWNSAMPLE_KERNELS = ("planned", "stride")
+DOWNSAMPLE_KERNELS = ("stride", "planned")
 
 
 def downsampling_kernels(kernel_sizes: Sequence[List[int]], strides: Sequence[List[int]], mode: str) -> List[List[int]]:

@@ -16,11 +16,13 @@ convolutions in groups of up to 16 channels on each Res2Net split instead of dep
 modality weights folded into the following pointwise convolution, spatial attention and skip in one pass, an
 additive skip fusion in the decoder whose upsampling runs as a pointwise convolution and a pixel shuffle, every
 convolution through oneDNN on the CPU, and everything in the blocks but their spatial convolutions recomputed in the
-backward pass instead of stored. The
-residual units start with their branch norm at one, not as identities:
-at equal iterations the identity start left MSFEN 0.09 mean Dice behind nnU-Net's U-Net on real BraTS cases, and
-starting at one closed the gap (docs/ablation.md section 6.2). ``group_width=1, skip_fusion="concat",
-recompute=False, zero_init_residual=True`` is the 0.1.0 network.
+backward pass instead of stored; each stage downsamples with its stride as kernel (2x2 patches, as ConvNeXt), not
+the planned 3x3, which holds most of the planned U-Net's parameters in the deep stages. The residual units start
+with their branch norm at one, not as identities: at equal iterations the identity start left MSFEN 0.09 mean Dice
+behind nnU-Net's U-Net on real BraTS cases, and starting at one closed the gap (docs/ablation.md section 6.2).
+``group_width=1, skip_fusion="concat", recompute=False, zero_init_residual=True, downsample_kernel="planned"`` is
+the 0.1.0 network; ``downsample_kernel="planned"`` alone the default of 2026-12-01
+(``nnUNetTrainerMSFEN_PlannedDownsampling``).
 """
 import zlib
 from typing import List, Optional, Sequence, Tuple, Type, Union
@@ -68,9 +70,10 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         recompute: what the stem, the units and the skip fusions recompute in the backward pass instead of storing
             (training only): ``"cheap"`` (default) everything but the outputs of their spatial convolutions,
             ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
-        downsample_kernel: ``"planned"`` (default) or ``"stride"``: the kernel of each stage's strided convolution
+        downsample_kernel: ``"stride"`` (default) or ``"planned"``: the kernel of each stage's strided convolution
             (``MSFENEncoder``); ``"stride"`` has 0.29x PlainConvUNet's parameters in 2d (0.39x planned), 0.18x in
-            3D (0.31x).
+            3D (0.31x), and was level with ``"planned"`` in Dice at equal iterations over 12 real cases
+            (docs/ablation.md section 20).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
@@ -91,7 +94,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
                  decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
-                 recompute: Union[bool, str] = "cheap", downsample_kernel: str = "planned",
+                 recompute: Union[bool, str] = "cheap", downsample_kernel: str = "stride",
                  zero_init_residual: bool = False):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights

@@ -3,11 +3,13 @@
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 from nnunet_msfen.training.nnUNetTrainerMSFEN_Adam import nnUNetTrainerMSFEN_Adam
 from nnunet_msfen.training.nnUNetTrainerMSFEN_EarlyStopping import nnUNetTrainerMSFEN_EarlyStopping
+from nnunet_msfen.training.nnUNetTrainerMSFEN_PlannedDownsampling import nnUNetTrainerMSFEN_PlannedDownsampling
 from nnunet_msfen.training.nnUNetTrainerMSFEN_v1 import nnUNetTrainerMSFEN_v1
 from nnunet_msfen.training.modality_dropout import nnUNetTrainer_ModalityDropout, nnUNetTrainerMSFEN_ModalityDropout
 from nnunet_msfen.training.fixed_iterations import (nnUNetTrainer_Iterations, nnUNetTrainer_ModalityDropout_Iterations,
                                                     nnUNetTrainerMSFEN_Iterations,
                                                     nnUNetTrainerMSFEN_ModalityDropout_Iterations,
+                                                    nnUNetTrainerMSFEN_PlannedDownsampling_Iterations,
                                                     nnUNetTrainerMSFEN_v1_Iterations)
 from nnunet_msfen.training.time_budget import nnUNetTrainer_TimeBudget, nnUNetTrainerMSFEN_TimeBudget
 from nnunet_msfen.training.short_schedules import (nnUNetTrainer_Short, nnUNetTrainer_Smoke,
@@ -20,4 +22,5 @@ __all__ = ["nnUNetTrainerMSFEN", "nnUNetTrainerMSFEN_Adam", "nnUNetTrainerMSFEN_
            "nnUNetTrainer_TimeBudget", "nnUNetTrainerMSFEN_v1", "nnUNetTrainer_Iterations",
            "nnUNetTrainerMSFEN_Iterations", "nnUNetTrainerMSFEN_v1_Iterations", "nnUNetTrainerMSFEN_ModalityDropout",
            "nnUNetTrainer_ModalityDropout", "nnUNetTrainer_ModalityDropout_Iterations",
-           "nnUNetTrainerMSFEN_ModalityDropout_Iterations"]
+           "nnUNetTrainerMSFEN_ModalityDropout_Iterations", "nnUNetTrainerMSFEN_PlannedDownsampling",
+           "nnUNetTrainerMSFEN_PlannedDownsampling_Iterations"]

@@ -15,6 +15,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 from nnunet_msfen.training.modality_dropout import ModalityDropout
+from nnunet_msfen.training.nnUNetTrainerMSFEN_PlannedDownsampling import nnUNetTrainerMSFEN_PlannedDownsampling
 from nnunet_msfen.training.nnUNetTrainerMSFEN_v1 import nnUNetTrainerMSFEN_v1
 from nnunet_msfen.training.stopping import EndsEarly, StopTraining, positive_from_environment
 
@@ -76,6 +77,11 @@ class nnUNetTrainerMSFEN_Iterations(FixedIterations, nnUNetTrainerMSFEN):
 
 class nnUNetTrainerMSFEN_v1_Iterations(FixedIterations, nnUNetTrainerMSFEN_v1):
     """The 0.1.0 MSFEN for ``NNUNET_MSFEN_TRAIN_ITERATIONS`` iterations."""
+
+
+class nnUNetTrainerMSFEN_PlannedDownsampling_Iterations(FixedIterations, nnUNetTrainerMSFEN_PlannedDownsampling):
+    """MSFEN with the planned downsampling kernel (the default until 2026-12-02) for ``NNUNET_MSFEN_TRAIN_ITERATIONS``
+    iterations."""
 
 
 class nnUNetTrainer_ModalityDropout_Iterations(FixedIterations, ModalityDropout, nnUNetTrainer):

@@ -20,9 +20,9 @@ Then two follow-ups of what ``fuse3`` found (stop 21):
   fraction of its time.
 
 And a candidate for issue 12's 2d targets (stop 25): ``downstride``, every strided convolution with its stride as
-kernel (2x2 patches, benchmark variant ``msfen-down-stride``): 0.29x PlainConvUNet's parameters in 2d where the
-default has 0.39x, and 17% fewer training FLOPs per patch (15.7 -> 13.0 GFLOP). Timed in docs/ablation.md section
-13; trained on one split only so far (section 14).
+kernel (2x2 patches): 0.29x PlainConvUNet's parameters in 2d where the default had 0.39x, and 17% fewer training
+FLOPs per patch (15.7 -> 13.0 GFLOP). Timed in docs/ablation.md section 13, trained on all four splits in sections
+14 and 19-20, and the default since 2026-12-02 (benchmark variant ``msfen-down-planned`` is the former default).
 
 Run through ``benchmark-accuracy`` with this folder first in ``nnUNet_extTrainer`` (names are passed through):
 
@@ -37,8 +37,9 @@ from nnunet_msfen.benchmark.networks import VARIANTS
 from nnunet_msfen.training.fixed_iterations import FixedIterations
 from nnunet_msfen.training.nnUNetTrainerMSFEN import nnUNetTrainerMSFEN
 
-# the default these studies were measured against (stop 20): residual units that start as identities
-STOP20_NETWORK = {"zero_init_residual": True}
+# the default these studies were measured against (stop 20): residual units that start as identities, and the
+# planned downsampling kernel (the default until 2026-12-02), so that they still build the network they measured
+STOP20_NETWORK = {"zero_init_residual": True, "downsample_kernel": "planned"}
 
 
 class Study_MSFEN_lr2_Iterations(FixedIterations, nnUNetTrainerMSFEN):
@@ -64,7 +65,7 @@ class Study_MSFEN_drop0_Iterations(FixedIterations, nnUNetTrainerMSFEN):
 class Study_MSFEN_init1_Iterations(FixedIterations, nnUNetTrainerMSFEN):
     """Residual units start with their branch norm at one (``zero_init_residual=False``)."""
 
-    network_kwargs = {"zero_init_residual": False}
+    network_kwargs = {"zero_init_residual": False, "downsample_kernel": "planned"}
 
 
 class Study_MSFEN_fuse3gw16_Iterations(FixedIterations, nnUNetTrainerMSFEN):
@@ -74,6 +75,7 @@ class Study_MSFEN_fuse3gw16_Iterations(FixedIterations, nnUNetTrainerMSFEN):
 
 
 class Study_MSFEN_downstride_Iterations(FixedIterations, nnUNetTrainerMSFEN):
-    """Today's default with kernel = stride in every downsampling convolution."""
+    """The default of 2026-12-01 with kernel = stride in every downsampling convolution: the default since
+    2026-12-02 (docs/ablation.md section 20), the same network as ``nnUNetTrainerMSFEN_Iterations`` builds now."""
 
-    network_kwargs = dict(VARIANTS["msfen-down-stride"].extra)
+    network_kwargs = {"downsample_kernel": "stride"}
