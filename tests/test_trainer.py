@@ -430,8 +430,8 @@ def test_planned_downsampling_trainer_builds_the_former_default_and_loads_its_ch
     build = lambda cls: cls.build_network_architecture(manager, config, 4, 3, enable_deep_supervision=True)  # noqa
     former, now = build(nnUNetTrainerMSFEN_PlannedDownsampling), build(nnUNetTrainerMSFEN)
     v1 = build(nnUNetTrainerMSFEN_v1)
-    strides = [list(s) for s in config.pool_op_kernel_sizes]
-    planned = [list(k) for k in config.conv_kernel_sizes]
+    strides = [list(s) for s in config.network_arch_init_kwargs["strides"]]
+    planned = [list(k) for k in config.network_arch_init_kwargs["kernel_sizes"]]
     kernels = lambda net: [list(stage[0].conv.kernel_size) for stage in net.encoder.stages[1:]]  # noqa: E731
     assert kernels(former) == kernels(v1) == planned[1:]
     assert kernels(now) == strides[1:] != planned[1:]
