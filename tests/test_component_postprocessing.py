@@ -8,7 +8,10 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_msfen.cli import main
-from nnunet_msfen.evaluation.component_postprocessing import LARGEST, apply_rules, choose_rules, filter_region
+from scipy import ndimage
+
+from nnunet_msfen.evaluation.component_postprocessing import (LARGEST, apply_rules, choose_rules, filter_region,
+                                                             replacement_tiers)
 from nnunet_msfen.evaluation.scoring import scoring_for
 
 WT, TC, ET = (1, 2, 3), (2, 3), (3,)  # nnunet convention: 1 oedema, 2 necrosis, 3 enhancing
@@ -35,6 +38,27 @@ def test_a_removed_component_takes_the_label_around_it():
     assert not largest[26:28, 26:28, 26:28].any() and (largest[4:20, 4:20, 4:20] == seg[4:20, 4:20, 4:20]).all()
 
 
+def test_removed_components_stay_in_the_regions_that_contain_them():
+    scoring = scoring_for("nnunet")
+    assert replacement_tiers(scoring, "WT") == [(0,)]
+    assert replacement_tiers(scoring, "TC") == [(1,), (0, 1)]
+    assert replacement_tiers(scoring, "ET") == [(2,), (1, 2), (0, 1, 2)]
+    seg = _tumour()
+    seg[20:26, 10:12, 10:12] = 2  # a 24-voxel necrosis bridge at the tumour's edge, mostly surrounded by background,
+    seg[26:30, 8:14, 8:14] = 1  # to an oedema blob that touches the tumour only through it
+    whole = lambda s: ndimage.label(s > 0, ndimage.generate_binary_structure(3, 3))[1]  # noqa: E731
+    assert whole(seg) == 1
+    out = apply_rules(seg, scoring, {"TC": 50})
+    assert (out[20:26, 10:12, 10:12] == 1).all() and whole(out) == 1  # the bridge becomes oedema: one tumour
+    assert (out[7:17, 7:17, 7:17] == seg[7:17, 7:17, 7:17]).all()
+    assert whole(filter_region(seg, TC, 50)) == 2  # the shell's majority label (background) cuts it in two
+    seg = _tumour()
+    seg[17, 12, 12] = 3  # enhancing speck on the necrosis' face (inside oedema too) -> necrosis, TC unchanged
+    seg[5, 5, 5] = 3  # enhancing speck in oedema only -> oedema
+    out = apply_rules(seg, scoring, {"ET": 10})
+    assert out[17, 12, 12] == 2 and out[5, 5, 5] == 1 and (out[9:15, 9:15, 9:15] == 3).all()
+
+
 def test_rules_are_checked():
     scoring = scoring_for("nnunet")
     with pytest.raises(ValueError, match="'XT'"):
@@ -43,6 +67,8 @@ def test_rules_are_checked():
         filter_region(_tumour(), WT, -5)
     with pytest.raises(ValueError, match="'smallest'"):
         filter_region(_tumour(), WT, "smallest")
+    with pytest.raises(ValueError, match=r"tiers=\[\(0, 3\)\]"):
+        filter_region(_tumour(), ET, 10, [(0, 3)])
 
 
 def _cv_cases():

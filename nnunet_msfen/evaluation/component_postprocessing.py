@@ -10,9 +10,13 @@ lesion-wise Dice from 0.9 to 0.1 while its global Dice hardly moves. The candida
 - ``"largest"``: nnU-Net's own candidate (``nnunetv2.postprocessing.remove_connected_components``), every
   component but the largest is removed.
 
-A removed component takes the label that surrounds it (the most frequent label on its one-voxel shell; the shell
-holds no voxel of the region, by connectivity): a speck in the background becomes background, an enhancing speck
-inside oedema becomes oedema. That keeps every other region as it was, in every label convention and task.
+A removed component takes a label from its one-voxel shell (the shell holds no voxel of the region, by connectivity),
+preferring labels that keep it in the regions containing its own (``replacement_tiers``): the most frequent shell
+label that keeps it in all of them, else in all but the smallest, ..., else the shell's most frequent label. A
+speck in the background becomes background, an enhancing speck on necrosis necrosis, one inside oedema oedema, and
+a tumour-core component at the tumour's edge oedema where oedema touches it, not the background that surrounds more
+of it: that cut the whole tumour into pieces, which the lesion-wise rule then counted as false positives (before
+2026-12-02).
 
 The choice (``choose_rules``) goes region by region, largest label set first, as nnU-Net's own does: for each
 region the candidate with the best mean lesion-wise Dice over all regions is kept, but only if no region's mean
@@ -42,9 +46,24 @@ def check_rule(rule: Rule) -> Rule:
     raise ValueError(f"a component rule is a minimum size in voxels (>= 0) or {LARGEST!r}, got {rule!r}")
 
 
-def filter_region(seg: np.ndarray, labels: Tuple[int, ...], rule: Rule) -> np.ndarray:
-    """A copy of ``seg`` with the components of the region ``labels`` removed by ``rule`` (module docstring)."""
+def replacement_tiers(scoring: Scoring, region: str) -> List[Tuple[int, ...]]:
+    """The labels a removed component of ``region`` may take, in order of preference: those that keep it in every
+    region containing ``region``, then in every such region but the smallest, ..., then any label outside it."""
+    labels = set(scoring.regions[region])
+    containing = sorted((set(other) for other in scoring.regions.values() if labels < set(other)), key=len)
+    outside = ({0} | set(scoring.allowed) | set().union(*scoring.regions.values())) - labels
+    tiers = [tuple(sorted(set.intersection(*containing[i:]) - labels)) for i in range(len(containing))]
+    return [tier for tier in tiers if tier] + [tuple(sorted(outside))]
+
+
+def filter_region(seg: np.ndarray, labels: Tuple[int, ...], rule: Rule,
+                  tiers: Optional[Sequence[Tuple[int, ...]]] = None) -> np.ndarray:
+    """A copy of ``seg`` with the components of the region ``labels`` removed by ``rule``. A removed component takes
+    the most frequent label on its shell from the first of ``tiers`` that has one there (``replacement_tiers``;
+    ``None``: any label), background if its shell is empty."""
     rule = check_rule(rule)
+    if tiers is not None and any(set(tier) & set(labels) for tier in tiers):
+        raise ValueError(f"replacement labels must lie outside the region {labels}, got tiers={list(tiers)}")
     out = seg.copy()
     if rule == 0:
         return out
@@ -59,9 +78,16 @@ def filter_region(seg: np.ndarray, labels: Tuple[int, ...], rule: Rule) -> np.nd
         box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[c - 1])
         mask = components[box] == c
         shell = ndimage.binary_dilation(mask, structure=_SHELL_STRUCTURE) & ~mask
-        around = Counter(seg[box][shell].tolist())
-        out[box][mask] = around.most_common(1)[0][0] if around else 0
+        out[box][mask] = _shell_label(Counter(seg[box][shell].tolist()), tiers)
     return out
+
+
+def _shell_label(around: Counter, tiers: Optional[Sequence[Tuple[int, ...]]]) -> int:
+    for tier in (tiers or [None]):
+        present = Counter({v: n for v, n in around.items() if tier is None or v in tier})
+        if present:
+            return present.most_common(1)[0][0]
+    return 0
 
 
 def apply_rules(seg: np.ndarray, scoring: Scoring, rules: Mapping[str, Rule]) -> np.ndarray:
@@ -74,7 +100,7 @@ def apply_rules(seg: np.ndarray, scoring: Scoring, rules: Mapping[str, Rule]) ->
         if region not in scoring.regions:
             raise ValueError(f"unknown region {region!r} for the {scoring.name!r} labels "
                              f"(regions: {list(scoring.regions)})")
-        seg = filter_region(seg, scoring.regions[region], rule)
+        seg = filter_region(seg, scoring.regions[region], rule, replacement_tiers(scoring, region))
     return seg
 
 
@@ -121,9 +147,9 @@ def choose_rules(cases: List[Case], scoring: Scoring, candidates: Sequence[Rule]
     before = _mean(scores)
     best, rules, table = before, {}, []
     for region in sorted(scoring.regions, key=lambda r: -len(scoring.regions[r])):
-        chosen = (0, preds, scores)
+        chosen, tiers = (0, preds, scores), replacement_tiers(scoring, region)
         for rule in candidates:
-            new = [filter_region(p, scoring.regions[region], rule) for p in preds]
+            new = [filter_region(p, scoring.regions[region], rule, tiers) for p in preds]
             new_scores = [_case_scores(n, c, scoring, (p, s)) for n, c, p, s in zip(new, cases, preds, scores)]
             mean = _mean(new_scores)
             allowed = all(mean[g]["dice"] >= before[g]["dice"] - 1e-12 for g in mean)
