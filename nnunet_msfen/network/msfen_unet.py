@@ -73,7 +73,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         downsample_kernel: ``"stride"`` (default) or ``"planned"``: the kernel of each stage's strided convolution
             (``MSFENEncoder``); ``"stride"`` has 0.29x PlainConvUNet's parameters in 2d (0.39x planned), 0.18x in
             3D (0.31x), and was level with ``"planned"`` in Dice at equal iterations over 12 real cases
-            (docs/ablation.md section 20).
+            (docs/ablation.md section 20), and with nnUNetTrainer in Dice and, after ``postprocess --lesion-wise``,
+            in lesion-wise Dice (section 21; before it, MSFEN leaves more false-positive specks).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
