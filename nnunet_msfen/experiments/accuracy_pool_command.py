@@ -11,6 +11,9 @@ Prints and writes (pooled.md, pooled.json in DIR): the pooled means of Dice and 
 means beside its iterations and seconds per iteration, the mean Dice over WT/TC/ET per case compared paired (B - A,
 bootstrap 95% CI, Wilcoxon), the paired statistics of nnunet-msfen compare (bootstrap 95% CI of B - A, Wilcoxon,
 Holm over all region-metric rows) and the Dice of every case.
+With --lesion-wise-postprocessing every source's predictions are first postprocessed with the lesion-wise component
+rules chosen on the same trainer's other sources (leave-one-source-out) and scored again: the comparison a user
+ranked on BraTS 2023+ lesion-wise scores cares about (the evaluation files' prediction folders must still exist).
 """
 import argparse
 from pathlib import Path
@@ -30,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reference and candidate trainer (default: nnUNetTrainer nnUNetTrainerMSFEN)")
     parser.add_argument("-o", "--output", type=Path, default=Path("accuracy_pool"),
                         help="folder for pooled.md and pooled.json (default ./accuracy_pool)")
+    parser.add_argument("--lesion-wise-postprocessing", action="store_true",
+                        help="score each source after lesion-wise component rules chosen on its trainer's other "
+                             "sources")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
 
 
@@ -79,6 +85,11 @@ def markdown(pooled: Mapping) -> str:
              pooled["verdict"], "", mean_dice_line(pooled), "", "## Pooled means (HD95 in mm)", ""]
     lines += _markdown_table(means_table(pooled))
     lines += ["## Per source", ""] + _markdown_table(splits_table(pooled))
+    if "lesion_wise_postprocessing" in pooled:
+        lines += ["## Lesion-wise postprocessing (chosen on each trainer's other sources)", ""]
+        lines += _markdown_table([["trainer", "source", *REGIONS]] + [
+            [trainer, source, *(str(rules.get(r, "-")) for r in REGIONS)]
+            for trainer, by_source in pooled["lesion_wise_postprocessing"].items() for source, rules in by_source.items()])
     header, rows = stats_rows(pooled)
     lines += ["## Paired statistics", ""] + _markdown_table([header] + rows)
     header, rows = case_table(pooled)
@@ -89,19 +100,27 @@ def markdown(pooled: Mapping) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nnunet-msfen pool-accuracy``."""
     from nnunet_msfen.errors import CommandError
-    from nnunet_msfen.experiments.accuracy_pool import load_sources, pool
+    from nnunet_msfen.experiments.accuracy_pool import _run_names, load_sources, pool
+    from nnunet_msfen.experiments.accuracy_pool_postprocessing import postprocess_runs
     from nnunet_msfen.io.atomic import write_json, write_text
     from nnunet_msfen.io.outputs import claim_output
 
     claim_output(args.output, args.overwrite, folder=True)
     try:
         runs = load_sources(args.sources, tuple(args.trainers))
-        pooled = pool(runs, tuple(args.trainers))
+        pooled = pool(runs, tuple(args.trainers))  # checks the sources before the slow postprocessing
+        rules = postprocess_runs(runs, _run_names(args.trainers)) if args.lesion_wise_postprocessing else None
+        if rules is not None:
+            pooled = pool(runs, tuple(args.trainers))
+            pooled["lesion_wise_postprocessing"] = rules
     except ValueError as e:
         raise CommandError(str(e)) from None
     for table in (means_table(pooled), splits_table(pooled)):
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         print("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table), end="\n\n")
+    for trainer, by_source in (rules or {}).items():
+        for source, chosen in by_source.items():
+            print(f"lesion-wise rules of {trainer} for {source} (chosen on its other sources): {dict(chosen)}")
     print(mean_dice_line(pooled))
     print(pooled["verdict"])
     write_json(args.output / "pooled.json", pooled)
