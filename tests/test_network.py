@@ -213,3 +213,30 @@ def test_downsample_kernel_stride_on_an_anisotropic_plan_keeps_kernel_one_where_
 def test_unknown_downsample_kernel_is_a_value_error_naming_it():
     with pytest.raises(ValueError, match="'overlap'"):
         MSFENUNet(4, 3, [8, 16, 32], nn.Conv3d, 3, [1, 2, 2], 2, 3, 1, downsample_kernel="overlap")
+
+
+@pytest.mark.parametrize("dim,size", [(2, (32, 32)), (3, (16, 16, 16))])
+def test_decoder_units_false_leaves_each_decoder_stage_its_skip_fusion_alone(dim, size):
+    def build_small(**extra):
+        torch.manual_seed(0)
+        return MSFENUNet(4, 4, [8, 16, 32, 32], nn.Conv2d if dim == 2 else nn.Conv3d, 3, [1, 2, 2, 2], 2, 3, 2,
+                         norm_op=nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d, norm_op_kwargs={"affine": True},
+                         nonlin=nn.LeakyReLU, deep_supervision=True, **extra)
+
+    full = build_small()
+    light = build_small(decoder_units=False, decoder_fuse_kernel_size=None, decoder_fuse_group_width=4)
+    assert all(len(stage) == 1 for stage in full.decoder.stages) and all(len(s) == 0 for s in light.decoder.stages)
+    assert all(list(f.fuse.kernel_size) == [3] * dim and f.fuse.groups == f.channels // 4 for f in light.decoder.fusions)
+    assert [list(s.features.branches.convs[0].kernel_size) for s in (full.encoder.stages[1][1], light.encoder.stages[1][1])] \
+        == [[3] * dim] * 2  # the encoder keeps its multi-scale units
+    x = torch.randn(2, 4, *size)
+    outs = light(x)
+    assert [o.shape for o in outs] == [o.shape for o in full(x)]
+    sum(o.mean() for o in outs).backward()
+    assert all(p.grad is not None for p in light.parameters() if p.requires_grad)
+    assert n_params(light) < n_params(full)
+    unit_maps = sum(u.compute_conv_feature_map_size(sz) for stage, sz in
+                    zip(full.decoder.stages, [[s // 4 for s in size], [s // 2 for s in size], list(size)]) for u in stage)
+    fusion_maps = [f.compute_conv_feature_map_size([1] * dim) for f in full.decoder.fusions]
+    assert light.decoder.compute_conv_feature_map_size(size) == full.decoder.compute_conv_feature_map_size(size) - unit_maps
+    assert fusion_maps == [f.compute_conv_feature_map_size([1] * dim) for f in light.decoder.fusions]

@@ -42,3 +42,12 @@ def test_downstride_is_todays_default_network():
     assert MSFENUNet.__init__.__kwdefaults__["downsample_kernel"] == "stride"
     for knob in KNOBS[:-1]:
         assert getattr(cls, knob) == getattr(nnUNetTrainerMSFEN_Iterations, knob), knob
+
+
+def test_lightdecoder_is_todays_default_without_decoder_units():
+    cls = study.Study_MSFEN_lightdecoder_Iterations
+    assert issubclass(cls, FixedIterations) and issubclass(cls, nnUNetTrainerMSFEN)
+    assert dict(cls.network_kwargs) == {"decoder_units": False, "decoder_fuse_kernel_size": None,
+                                        "decoder_fuse_group_width": 16}
+    for knob in KNOBS[:-1]:
+        assert getattr(cls, knob) == getattr(nnUNetTrainerMSFEN_Iterations, knob), knob

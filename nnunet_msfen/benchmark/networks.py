@@ -45,6 +45,9 @@ VARIANTS: Dict[str, Contender] = {
                                "decoder skip fusion 3x3 in groups of 16 channels"),
     "msfen-fuse3-dw": _msfen({"decoder_fuse_kernel_size": None, "decoder_fuse_group_width": 1},
                              "decoder skip fusion 3x3 depthwise over the skip"),
+    "msfen-light-decoder": _msfen({"decoder_units": False, "decoder_fuse_kernel_size": None,
+                                   "decoder_fuse_group_width": 16},
+                                  "decoder stages without multi-scale units, skip fusion 3x3 in groups of 16"),
     "msfen-no-recompute": _msfen({"recompute": "none"}, "intermediates stored for backward, not recomputed"),
     "msfen-recompute-all": _msfen({"recompute": "all"}, "for backward only each block's input and output stored, "
                                   "the whole block recomputed (the default before 2026-12-01)"),

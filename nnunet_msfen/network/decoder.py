@@ -30,12 +30,14 @@ class MSFENDecoder(nn.Module):
         fuse_group_width: channels per group of the skip fusion's convolution (``None``: dense).
         recompute: what the skip fusions recompute in the backward pass (``blocks/recompute.py``; the units follow
             ``block_kwargs``).
+        units: multi-scale units in every decoder stage (``False``: a stage is its skip fusion alone, whose
+            convolution then is the stage's only spatial operation; pair it with ``fuse_kernel_size=None``).
         block_kwargs: passed to every ``MultiScaleResidualBlock``.
     """
 
     def __init__(self, encoder: MSFENEncoder, num_classes: int, n_conv_per_stage: Union[int, List[int], Tuple[int, ...]],
                  deep_supervision: bool, skip_fusion: str = "add", fuse_kernel_size: Optional[int] = 1,
-                 fuse_group_width: Optional[int] = None, recompute: Union[bool, str] = False,
+                 fuse_group_width: Optional[int] = None, recompute: Union[bool, str] = False, units: bool = True,
                  block_kwargs: dict = None):
         super().__init__()
         self.deep_supervision = deep_supervision
@@ -57,7 +59,7 @@ class MSFENDecoder(nn.Module):
                                       kernel_size=fuse_kernel, group_width=fuse_group_width,
                                       recompute=recompute, **ops))
             stages.append(nn.Sequential(*[MultiScaleResidualBlock(conv_op, skip, kernel, **(block_kwargs or {}), **ops)
-                                          for _ in range(max(1, n_conv_per_stage[s - 1] - 1))]))
+                                          for _ in range(max(1, n_conv_per_stage[s - 1] - 1) if units else 0)]))
             seg_layers.append(fast_conv_op(conv_op)(skip, num_classes, 1, 1, 0, bias=True))
         self.fusions = nn.ModuleList(fusions)
         self.stages = nn.ModuleList(stages)

@@ -67,6 +67,9 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         decoder_fuse_group_width: channels per group of that convolution (``None``: dense, 1: depthwise).
         skip_fusion: ``"add"`` (upsampled map + projected skip) or ``"concat"`` (U-Net's concatenation), see
             ``SkipFusion``.
+        decoder_units: multi-scale units in the decoder stages (``False``: each decoder stage is its skip fusion
+            alone, a candidate for faster 2d prediction, docs/ablation.md section 22; benchmark variant
+            ``msfen-light-decoder``).
         recompute: what the stem, the units and the skip fusions recompute in the backward pass instead of storing
             (training only): ``"cheap"`` (default) everything but the outputs of their spatial convolutions,
             ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
@@ -96,7 +99,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
                  decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
                  recompute: Union[bool, str] = "cheap", downsample_kernel: str = "stride",
-                 zero_init_residual: bool = False):
+                 zero_init_residual: bool = False, decoder_units: bool = True):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
         self._init_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
@@ -125,7 +128,8 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         self.decoder = MSFENDecoder(
             encoder=self.encoder, num_classes=num_classes, n_conv_per_stage=n_conv_per_stage_decoder,
             deep_supervision=deep_supervision, skip_fusion=skip_fusion, fuse_kernel_size=decoder_fuse_kernel_size,
-            fuse_group_width=decoder_fuse_group_width, recompute=recompute, block_kwargs=block_kwargs)
+            fuse_group_width=decoder_fuse_group_width, recompute=recompute, units=decoder_units,
+            block_kwargs=block_kwargs)
         # for nnU-Net's pretrained-weights utilities (AbstractDynamicNetworkArchitectures)
         self.key_to_encoder = "encoder.stages"
         self.key_to_stem = "encoder.stages.0"

@@ -79,3 +79,9 @@ class Study_MSFEN_downstride_Iterations(FixedIterations, nnUNetTrainerMSFEN):
     2026-12-02 (docs/ablation.md section 20), the same network as ``nnUNetTrainerMSFEN_Iterations`` builds now."""
 
     network_kwargs = {"downsample_kernel": "stride"}
+
+
+class Study_MSFEN_lightdecoder_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """Today's default with decoder stages that are their skip fusion alone (3x3 in groups of 16 channels, no
+    multi-scale units): a candidate for the 2d prediction target (docs/ablation.md section 22)."""
+    network_kwargs = dict(VARIANTS["msfen-light-decoder"].extra)
