@@ -35,6 +35,7 @@ def test_json_has_every_figure_for_every_network_and_plain_first(tiny_run):
     assert meta["device"] == "cpu" and meta["sliding_window"]["tile_step_size"] == 0.5
     # case 48x40 with a 32x32 tile at step 0.5: 2 x 2 tiles on each of the 2 slices
     assert meta["sliding_window"]["tiles"] == 2 * 2 * 2
+    assert meta["sliding_window"]["predictor"] == "nnUNetPredictorSingleThreadedProducer"  # nnunet-msfen predict's
     # the machine is named: CPU model, instruction set, torch, threads
     assert meta["machine"]["cpu"] and meta["machine"]["torch"] == torch.__version__ and meta["machine"]["threads"] >= 1
     assert meta["contention"] == 1 and meta["cpu_allocator"] in ("retain", "system")
@@ -189,3 +190,16 @@ def test_compiled_prediction_is_one_graph_and_matches_eager():
         assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
         dynamo.reset()
         torch.testing.assert_close(torch.compile(net, backend="aot_eager")(x), net(x))
+
+
+@pytest.mark.parametrize("stock, predictor", [(False, "nnUNetPredictorSingleThreadedProducer"),
+                                              (True, "nnUNetPredictor")])
+def test_prediction_runs_through_the_predictor_asked_for(stock, predictor):
+    """Default: the predictor of ``nnunet-msfen predict``; ``--stock-predictor``: nnUNetv2_predict's, as it is."""
+    from nnunet_msfen.benchmark.measure import SlidingWindow
+    from nnunet_msfen.benchmark.nnunet_step import INPUT_CHANNELS, NUM_CLASSES
+
+    net = build_network("plain", brats_arch("2d", 3), deep_supervision=False)
+    window = SlidingWindow(net, [32, 32], [1, 40, 32], INPUT_CHANNELS, NUM_CLASSES, torch.device("cpu"), stock=stock)
+    assert type(window.predictor).__name__ == predictor
+    assert window().__class__ is float and window.predict().shape == (NUM_CLASSES, 1, 40, 32)

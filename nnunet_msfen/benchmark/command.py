@@ -13,7 +13,9 @@ augmentation workers or other jobs). --breakdown times every block of each netwo
 where the time goes, and at what GFLOP/s. On the CPU every network runs with freed memory kept in the process
 (``nnunet_msfen.runtime.cpu_allocator``, what MSFEN's trainer does; --cpu-allocator system keeps glibc's default).
 --compile runs the networks through ``torch.compile`` where nnU-Net does with ``nnUNet_compile=1``: the prediction
-on any device (the compilation is timed apart, as ``compile_s``), the training steps on CUDA only.
+on any device (the compilation is timed apart, as ``compile_s``), the training steps on CUDA only. The prediction
+runs through the predictor of ``nnunet-msfen predict`` (nnU-Net's, with its tile producer thread kept off OpenMP:
+``nnunet_msfen.inference.tile_producer``); --stock-predictor times ``nnUNetv2_predict``'s predictor as it is.
 
 CPU defaults (sane on a 2-core machine; the GPU plan is 128^3, batch 2 in 3D): the BraTS 3d_fullres topology (6
 stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a crop of a BraTS volume, 27 tiles);
@@ -75,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the networks as nnU-Net does with nnUNet_compile=1: the prediction always, "
                              "the training steps on CUDA only (nnU-Net's trainer never compiles on the CPU)")
+    parser.add_argument("--stock-predictor", action="store_true",
+                        help="predict with nnU-Net's predictor as nnUNetv2_predict runs it, whose tile producer thread "
+                             "slows the network on a CPU (default: the predictor of nnunet-msfen predict)")
     parser.add_argument("--no-inference", action="store_true", help="skip the sliding-window prediction")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
@@ -191,13 +196,13 @@ def run(args: argparse.Namespace) -> int:
             net = steps[name].net
             net.decoder.deep_supervision = False  # how nnU-Net predicts: one full-resolution output
             windows[name] = SlidingWindow(net, s["patch"], s["case"], INPUT_CHANNELS, NUM_CLASSES, device,
-                                          args.mirroring, args.channels_last, args.compile)
+                                          args.mirroring, args.channels_last, args.compile, args.stock_predictor)
             n_tiles = windows[name].n_tiles
             warm_up = windows[name].warm_up()
             if args.compile:
                 results[name]["compile_s"] = round(warm_up, 1)
                 print(f"  compiled {name} for prediction in {warm_up:.1f} s", flush=True)
-        print(f"  sliding window: {n_tiles} tiles per case", flush=True)
+        print(f"  sliding window: {n_tiles} tiles per case, predictor {type(windows[names[0]].predictor).__name__}", flush=True)
         times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
         for name in names:
             results[name].update(inference_s=statistics.median(times[name]), inference_all_s=times[name])
@@ -214,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
     rows = ratios([results[n] for n in names])
     meta = dict(command="nnunet-msfen benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None,
                 config=args.config, arch=arch, patch=s["patch"], batch=s["batch"], case_shape=s["case"],
-                sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles),
+                sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles,
+                                    predictor="nnUNetPredictor" if args.stock_predictor
+                                    else "nnUNetPredictorSingleThreadedProducer"),
                 device=s["device"], machine=machine, cpu_allocator=allocator, channels_last=args.channels_last,
                 compile=args.compile,
                 repeats=args.repeats, warmup=args.warmup, inference_repeats=args.inference_repeats,

@@ -47,20 +47,25 @@ class SlidingWindow:
 
     ``net`` must have deep supervision off (the predictor takes a single output). ``case_shape`` is the spatial
     size of the case; for a 2D network it is (slices, x, y) and every slice is predicted in 2D. ``compile``: predict
-    through ``torch.compile(net)``, what nnU-Net's predictor does with ``nnUNet_compile=1``.
+    through ``torch.compile(net)``, what nnU-Net's predictor does with ``nnUNet_compile=1``. ``stock``: nnU-Net's
+    ``nnUNetPredictor`` as ``nnUNetv2_predict`` runs it; otherwise the predictor of ``nnunet-msfen predict``, whose tile
+    producer thread stays off OpenMP (``nnunet_msfen.inference.tile_producer``; same outputs).
     """
 
     def __init__(self, net: nn.Module, patch: Sequence[int], case_shape: Sequence[int], in_channels: int,
                  n_classes: int, device: torch.device, mirroring: bool = False, channels_last: bool = False,
-                 compile: bool = False):
+                 compile: bool = False, stock: bool = False):
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
 
         self.device = device
         net = net.to(device).eval()
         if channels_last:
             net = net.to(memory_format=memory_format_for(len(patch)))
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CUDA-only notice on every CPU predictor
-            predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+            predictor_class = nnUNetPredictor if stock else nnUNetPredictorSingleThreadedProducer
+            predictor = predictor_class(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
                                         perform_everything_on_device=device.type == "cuda", device=device,
                                         allow_tqdm=False)
         # what predict_sliding_window_return_logits reads; a full initialisation needs a trained model folder

@@ -143,11 +143,11 @@ def load_export(folder: Path, backend: str, threads: Optional[int] = None, mirro
         ExportError: naming the file when ``export.json``, ``plans.json``, ``dataset.json`` or a fold's model is
             missing or unreadable, or when ``int8`` is asked of an export without offered int8 models.
     """
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_msfen.deploy.backends import BackendNetwork
     from nnunet_msfen.evaluation.io import read_json
+    from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
 
     folder = Path(folder)
     try:
@@ -166,9 +166,9 @@ def load_export(folder: Path, backend: str, threads: Optional[int] = None, mirro
         network = BackendNetwork(models, backend, threads)
     except ValueError as e:  # a corrupt model file (BackendNetwork names it)
         raise ExportError(str(e)) from None
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
-                                perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
-                                allow_tqdm=False)
+    predictor = nnUNetPredictorSingleThreadedProducer(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+                                                      perform_everything_on_device=False, device=torch.device("cpu"),
+                                                      verbose=False, allow_tqdm=False)
     predictor.manual_initialization(network, PlansManager(plans), configuration,
                                     BackendNetwork.fold_parameters(len(models)), dataset_json, record["trainer"],
                                     tuple(record["mirroring_axes"]))

@@ -8,8 +8,9 @@
 IN holds cases in nnU-Net's naming (CASE_0000.nii.gz ... _0003) or as BraTS case folders; any sequence file may be
 absent. A missing sequence is replaced by an all-zero image of the case's geometry (nnU-Net's normalisation keeps it
 zero), and the case is predicted by nnU-Net's own predictor (preprocessing, sliding window with Gaussian
-weighting, test-time mirroring, ensembling over folds, export). ``--missing`` leaves named sequences out on purpose
-(for studies). Every case with a missing sequence is listed, and ``OUT/missing_sequences.json`` records them.
+weighting, test-time mirroring, ensembling over folds, export; its tile producer thread kept off OpenMP, which on a
+CPU makes the network faster than in ``nnUNetv2_predict``: ``inference/tile_producer.py``). ``--missing`` leaves
+named sequences out on purpose (for studies). Every case with a missing sequence is listed, and ``OUT/missing_sequences.json`` records them.
 
 --backend runs the network in ONNX Runtime or OpenVINO on the CPU (the folds exported and verified first, or taken
 from an ``export-onnx`` folder with ``-m``, which needs no nnU-Net folder at all); everything around the network is

@@ -39,7 +39,7 @@ def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: boo
     """nnU-Net's ``nnUNetPredictor`` for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
     ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint, the CUDA device)."""
     import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -49,9 +49,9 @@ def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: boo
     missing = [f for f in folds if not (model / f"fold_{f}" / spec.checkpoint).is_file()]
     if missing:
         raise CommandError(f"{spec.checkpoint} missing for fold(s) {missing} in {model}")
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
-                                perform_everything_on_device=device == "cuda", device=torch.device(device),
-                                verbose=False, allow_tqdm=False)
+    predictor = nnUNetPredictorSingleThreadedProducer(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+                                                      perform_everything_on_device=device == "cuda",
+                                                      device=torch.device(device), verbose=False, allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(model), folds, spec.checkpoint)
     return predictor
 

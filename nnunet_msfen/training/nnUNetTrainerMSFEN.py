@@ -7,7 +7,8 @@ supervision, 5-fold cross-validation, region-based training, ignore label, ``--c
 Only SGD's initial learning rate is MSFEN's own (4e-2 instead of 1e-2): the paper tunes its hyperparameters by grid
 search, and at nnU-Net's 1e-2 MSFEN learned far more slowly per iteration than nnU-Net's U-Net on the real BraTS
 cases (docs/history_0.1.0.md, section 6). On a CPU the trainer keeps freed memory in the process
-(``nnunet_msfen.runtime.cpu_allocator``; ``NNUNET_MSFEN_CPU_ALLOCATOR=system`` turns that off).
+(``nnunet_msfen.runtime.cpu_allocator``; ``NNUNET_MSFEN_CPU_ALLOCATOR=system`` turns that off), and its final
+validation predicts with the tile producer thread kept off OpenMP (``nnunet_msfen.inference.tile_producer``).
 """
 from types import MappingProxyType
 from typing import Mapping
@@ -19,6 +20,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
+from nnunet_msfen.inference.tile_producer import single_threaded_tile_producer
 from nnunet_msfen.network.from_plans import MSFEN_CLASS_NAME, UnsupportedPlansError, msfen_arch_kwargs
 from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
 
@@ -92,3 +94,9 @@ class nnUNetTrainerMSFEN(nnUNetTrainer):
         compound = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
         compound.weight_ce, compound.weight_dice = self.ce_weight, self.dice_weight
         return loss
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        # nnU-Net's predictor copies tiles in a thread whose OpenMP team makes every operator of the network pay a
+        # wake-up on a CPU (nnunet_msfen/inference/tile_producer.py); the outputs are the same without it.
+        with single_threaded_tile_producer():
+            super().perform_actual_validation(save_probabilities)
