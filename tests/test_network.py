@@ -181,13 +181,17 @@ def test_feature_map_size_matches_the_sum_of_the_parts_by_hand():
     assert net.compute_conv_feature_map_size((8, 8, 8)) == stem + unit(8, v0) + stage1 + spp + dropout + decoder
 
 
+def _small_msfen(dim: int, n_conv_per_stage_decoder: int, **extra) -> MSFENUNet:
+    """A 4-stage MSFEN, 2D or 3D, with seeded initialisation (two builds differ only by ``extra``)."""
+    torch.manual_seed(0)
+    return MSFENUNet(4, 4, [8, 16, 32, 32], nn.Conv2d if dim == 2 else nn.Conv3d, 3, [1, 2, 2, 2], 2, 3,
+                     n_conv_per_stage_decoder, norm_op=nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d,
+                     norm_op_kwargs={"affine": True}, nonlin=nn.LeakyReLU, deep_supervision=True, **extra)
+
+
 @pytest.mark.parametrize("dim, size", [(2, (64, 64)), (3, (32, 32, 32))])
 def test_downsample_kernel_stride_is_the_default_uses_the_stride_as_kernel_and_keeps_every_shape(dim, size):
-    def build_small(**extra):
-        torch.manual_seed(0)
-        return MSFENUNet(4, 4, [8, 16, 32, 32], nn.Conv2d if dim == 2 else nn.Conv3d, 3, [1, 2, 2, 2], 2, 3, 1,
-                         norm_op=nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d, norm_op_kwargs={"affine": True},
-                         nonlin=nn.LeakyReLU, deep_supervision=True, **extra)
+    build_small = lambda **extra: _small_msfen(dim, 1, **extra)  # noqa: E731
 
     planned, patches = build_small(downsample_kernel="planned"), build_small()
     firsts = [stage[0] for stage in patches.encoder.stages]
@@ -217,11 +221,7 @@ def test_unknown_downsample_kernel_is_a_value_error_naming_it():
 
 @pytest.mark.parametrize("dim,size", [(2, (32, 32)), (3, (16, 16, 16))])
 def test_decoder_units_false_leaves_each_decoder_stage_its_skip_fusion_alone(dim, size):
-    def build_small(**extra):
-        torch.manual_seed(0)
-        return MSFENUNet(4, 4, [8, 16, 32, 32], nn.Conv2d if dim == 2 else nn.Conv3d, 3, [1, 2, 2, 2], 2, 3, 2,
-                         norm_op=nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d, norm_op_kwargs={"affine": True},
-                         nonlin=nn.LeakyReLU, deep_supervision=True, **extra)
+    build_small = lambda **extra: _small_msfen(dim, 2, **extra)  # noqa: E731
 
     full = build_small()
     light = build_small(decoder_units=False, decoder_fuse_kernel_size=None, decoder_fuse_group_width=4)
