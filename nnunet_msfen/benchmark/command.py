@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_msfen.benchmark.contention import busy_processes
     from nnunet_msfen.benchmark.machine import describe, one_line
     from nnunet_msfen.benchmark.measure import (SlidingWindow, count_flops, count_parameters, memory_format_for,
-                                                timed)
+                                                predictor_class, timed)
     from nnunet_msfen.benchmark.memory import peak_tensor_memory
     from nnunet_msfen.benchmark.networks import VARIANTS, plans_arch, trainer_class
     from nnunet_msfen.benchmark.nnunet_step import INPUT_CHANNELS, NUM_CLASSES, NnUNetTrainStep
@@ -202,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
             if args.compile:
                 results[name]["compile_s"] = round(warm_up, 1)
                 print(f"  compiled {name} for prediction in {warm_up:.1f} s", flush=True)
-        print(f"  sliding window: {n_tiles} tiles per case, predictor {type(windows[names[0]].predictor).__name__}", flush=True)
+        print(f"  sliding window: {n_tiles} tiles per case, predictor {predictor_class(args.stock_predictor).__name__}",
+              flush=True)
         times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
         for name in names:
             results[name].update(inference_s=statistics.median(times[name]), inference_all_s=times[name])
@@ -220,8 +221,7 @@ def run(args: argparse.Namespace) -> int:
     meta = dict(command="nnunet-msfen benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None,
                 config=args.config, arch=arch, patch=s["patch"], batch=s["batch"], case_shape=s["case"],
                 sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles,
-                                    predictor="nnUNetPredictor" if args.stock_predictor
-                                    else "nnUNetPredictorSingleThreadedProducer"),
+                                    predictor=predictor_class(args.stock_predictor).__name__),
                 device=s["device"], machine=machine, cpu_allocator=allocator, channels_last=args.channels_last,
                 compile=args.compile,
                 repeats=args.repeats, warmup=args.warmup, inference_repeats=args.inference_repeats,

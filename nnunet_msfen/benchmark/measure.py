@@ -55,19 +55,14 @@ class SlidingWindow:
     def __init__(self, net: nn.Module, patch: Sequence[int], case_shape: Sequence[int], in_channels: int,
                  n_classes: int, device: torch.device, mirroring: bool = False, channels_last: bool = False,
                  compile: bool = False, stock: bool = False):
-        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-        from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
-
         self.device = device
         net = net.to(device).eval()
         if channels_last:
             net = net.to(memory_format=memory_format_for(len(patch)))
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CUDA-only notice on every CPU predictor
-            predictor_class = nnUNetPredictor if stock else nnUNetPredictorSingleThreadedProducer
-            predictor = predictor_class(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
-                                        perform_everything_on_device=device.type == "cuda", device=device,
-                                        allow_tqdm=False)
+            predictor = predictor_class(stock)(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+                                               perform_everything_on_device=device.type == "cuda", device=device,
+                                               allow_tqdm=False)
         # what predict_sliding_window_return_logits reads; a full initialisation needs a trained model folder
         predictor.network = torch.compile(net) if compile else net
         predictor.configuration_manager = SimpleNamespace(patch_size=list(patch))
@@ -96,6 +91,16 @@ class SlidingWindow:
 
     def __call__(self) -> float:
         return timed(self.predict, self.device)
+
+
+def predictor_class(stock: bool) -> type:
+    """nnU-Net's ``nnUNetPredictor`` (``stock``, as ``nnUNetv2_predict`` runs it) or the predictor of ``nnunet-msfen
+    predict``, ``nnUNetPredictorSingleThreadedProducer``."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
+
+    return nnUNetPredictor if stock else nnUNetPredictorSingleThreadedProducer
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> float:

@@ -10,7 +10,8 @@ absent. A missing sequence is replaced by an all-zero image of the case's geomet
 zero), and the case is predicted by nnU-Net's own predictor (preprocessing, sliding window with Gaussian
 weighting, test-time mirroring, ensembling over folds, export; its tile producer thread kept off OpenMP, which on a
 CPU makes the network faster than in ``nnUNetv2_predict``: ``inference/tile_producer.py``). ``--missing`` leaves
-named sequences out on purpose (for studies). Every case with a missing sequence is listed, and ``OUT/missing_sequences.json`` records them.
+named sequences out on purpose (for studies). Every case with a missing sequence is listed, and
+``OUT/missing_sequences.json`` records them.
 
 --backend runs the network in ONNX Runtime or OpenVINO on the CPU (the folds exported and verified first, or taken
 from an ``export-onnx`` folder with ``-m``, which needs no nnU-Net folder at all); everything around the network is

@@ -36,7 +36,7 @@ def model_folder(spec: ModelSpec) -> Path:
 
 
 def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: bool = True):
-    """nnU-Net's ``nnUNetPredictor`` for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
+    """nnU-Net's predictor (``nnUNetPredictorSingleThreadedProducer``) for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
     ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint, the CUDA device)."""
     import torch
     from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer

@@ -5,12 +5,13 @@ runs the network. The copy is a parallel torch operation, so the producer gets i
 the process has more OpenMP threads than CPUs. libgomp then stops letting idle team threads spin (its "throttled"
 spin count, ~100 iterations) and puts them to sleep after every parallel region: each of the network's operators
 pays a futex wake-up. Dense networks lose a little; a network of many small operators (MSFEN) loses a lot. Measured
-on a 2-core AMD EPYC with AVX-512, one 192^2 tile of the 2d BraTS topology (docs/ablation.md section 23):
-PlainConvUNet 132 -> 161 ms, MSFEN 70 -> 127 ms per tile. Running the producer's copies on one thread keeps the
+on a 2-core AMD EPYC with AVX-512, one 192^2 tile of the 2d BraTS topology, bare forward -> in nnU-Net's predictor
+(docs/ablation.md section 23): PlainConvUNet 139-151 -> 175 ms, MSFEN 73-76 -> 121 ms. Running the producer's copies on one thread keeps the
 process at one OpenMP team and the outputs bit for bit the same.
 
 ``nnUNetPredictorSingleThreadedProducer`` is ``nnUNetPredictor`` with that change; every prediction of this package
-uses it. ``nnUNetv2_predict`` itself cannot be changed from here (docs/architecture.md says what to run instead).
+uses it. ``nnUNetv2_predict`` itself cannot be changed from here (README, "CPU training and prediction", says what
+to run instead).
 """
 import threading
 from contextlib import contextmanager
