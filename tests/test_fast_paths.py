@@ -230,7 +230,7 @@ def test_upsample_is_the_transposed_convolution(stride, bias):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pointwise_conv_is_the_1x1_convolution(dim, per_sample, bias, channels_last):
     """The matrix-product form equals the convolution, forward and backward, with shared or per-sample weights;
-    a channels-last input (no plain matrix view) takes the convolution itself."""
+    a channels-last input gives a channels-last output."""
     torch.manual_seed(0)
     x = torch.randn(2, 6, *[5, 4, 3][:dim], requires_grad=True)
     if channels_last:
@@ -244,6 +244,8 @@ def test_pointwise_conv_is_the_1x1_convolution(dim, per_sample, bias, channels_l
     expected = torch.cat([functional(x[i:i + 1], (weight[i] if per_sample else weight).reshape(4, 6, *ones), b)
                           for i in range(2)])
     assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-5)
+    layout = (torch.channels_last_3d if dim == 3 else torch.channels_last) if channels_last else torch.contiguous_format
+    assert out.is_contiguous(memory_format=layout)
     grad_out = torch.randn_like(expected)
     leaves = [x, weight] + ([b] if bias else [])
     got = torch.autograd.grad(out, leaves, grad_out)

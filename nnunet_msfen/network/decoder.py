@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nnunet_msfen.blocks.conv import fast_conv_op
+from nnunet_msfen.blocks.layout import as_layout_of
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.skip_fusion import SkipFusion
 from nnunet_msfen.network.encoder import MSFENEncoder, per_stage
@@ -69,11 +70,12 @@ class MSFENDecoder(nn.Module):
         lres_input = skips[-1]
         seg_outputs = []
         for s, (fusion, stage) in enumerate(zip(self.fusions, self.stages)):
-            x = stage(fusion(lres_input, skips[-(s + 2)]))
+            skip = skips[-(s + 2)]
+            x = stage(fusion(as_layout_of(lres_input, skip), skip))
             if self.deep_supervision:
-                seg_outputs.append(self.seg_layers[s](x))
+                seg_outputs.append(self.seg_layers[s](x).contiguous())
             elif s == len(self.stages) - 1:
-                seg_outputs.append(self.seg_layers[-1](x))
+                seg_outputs.append(self.seg_layers[-1](x).contiguous())
             lres_input = x
         seg_outputs = seg_outputs[::-1]
         return seg_outputs if self.deep_supervision else seg_outputs[0]
