@@ -101,3 +101,31 @@ def test_msfens_final_validation_predicts_with_the_single_threaded_producer(monk
                                                                             save_probabilities)))
     nnUNetTrainerMSFEN.perform_actual_validation(nnUNetTrainerMSFEN.__new__(nnUNetTrainerMSFEN), True)
     assert seen == [(SingleThreadedTorchThread, True)] and predict_from_raw_data.Thread is threading.Thread
+
+
+@pytest.mark.parametrize("allocator, expected", [(None, ["retain"]), ("bogus", "bogus")])
+def test_load_predictor_keeps_freed_memory_on_the_cpu(tmp_path, monkeypatch, allocator, expected):
+    """``nnunet-msfen predict`` and the commands that share its loader keep freed memory, as training does; a bad
+    ``NNUNET_MSFEN_CPU_ALLOCATOR`` is a ``CommandError`` naming the value."""
+    from nnunet_msfen.errors import CommandError
+    from nnunet_msfen.inference import predictor as loader
+    from nnunet_msfen.runtime import cpu_allocator
+
+    (tmp_path / "fold_0").mkdir()
+    (tmp_path / "fold_0" / "checkpoint_final.pth").touch()
+    monkeypatch.setattr(loader, "model_folder", lambda spec: tmp_path)
+    monkeypatch.setattr(nnUNetPredictorSingleThreadedProducer, "initialize_from_trained_model_folder",
+                        lambda self, *args: None)
+    calls = []
+    real = cpu_allocator.retain_freed_memory
+    monkeypatch.setattr(cpu_allocator, "retain_freed_memory",
+                        lambda mode=None: calls.append(cpu_allocator.requested_mode()) or real("system"))
+    if allocator is not None:
+        monkeypatch.setenv(cpu_allocator.ENV_VARIABLE, allocator)
+    spec = loader.ModelSpec("Dataset001_X", "nnUNetTrainer", folds=("0",))
+    if isinstance(expected, list):
+        assert isinstance(loader.load_predictor(spec, "cpu"), nnUNetPredictorSingleThreadedProducer)
+        assert calls == expected
+    else:
+        with pytest.raises(CommandError, match=expected):
+            loader.load_predictor(spec, "cpu")

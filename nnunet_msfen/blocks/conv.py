@@ -245,14 +245,15 @@ def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor
     fine = [c * s for c, s in zip(coarse, stride)]
     if add is not None and tuple(add.shape) != (batch, out_channels, *fine):
         raise ValueError(f"add must have the upsampled shape {(batch, out_channels, *fine)}, got {tuple(add.shape)}")
-    # weight (C_in, C_out, *k) -> (C_out * prod(k), C_in): output channel c * prod(k) + offset in the block
-    weight = conv.weight.movedim(0, -1).reshape(out_channels * blocks, conv.in_channels)
-    bias = None if conv.bias is None or not with_bias else conv.bias.repeat_interleave(blocks)
-    y = pointwise_conv(x, weight, bias)
-    if is_channels_last(y):
-        # (B, c_1..c_n, C, s_1..s_n) -> (B, c_1, s_1, ..., c_n, s_n, C), channels innermost
-        y = y.permute(0, *range(2, n + 2), 1).view(batch, *coarse, out_channels, *stride)
-        shuffled = y.permute(0, *[i for a in range(n) for i in (1 + a, 2 + n + a)], 1 + n)
+    bias = None if conv.bias is None or not with_bias else conv.bias
+    if is_channels_last(x):
+        # weight (C_in, C_out, *k) -> (prod(k) * C_out, C_in): output channel offset * C_out + c, so that each block
+        # offset's C_out values stay one contiguous run when they are interleaved into the fine map
+        weight = conv.weight.permute(*range(2, n + 2), 1, 0).reshape(blocks * out_channels, conv.in_channels)
+        y = pointwise_conv(x, weight, None if bias is None else bias.repeat(blocks))
+        # (B, c_1..c_n, s_1..s_n, C) -> (B, c_1, s_1, ..., c_n, s_n, C), channels innermost
+        y = y.permute(0, *range(2, n + 2), 1).view(batch, *coarse, *stride, out_channels)
+        shuffled = y.permute(0, *[i for a in range(n) for i in (1 + a, 1 + n + a)], 1 + 2 * n)
         interleaved = [i for c, s in zip(coarse, stride) for i in (c, s)]
         if add is None:
             out = shuffled.reshape(batch, *fine, out_channels)
@@ -260,6 +261,9 @@ def upsample(conv: _ConvTransposeNd, x: torch.Tensor, add: Optional[torch.Tensor
             add = add.contiguous(memory_format=channels_last_format(add.ndim)).permute(0, *range(2, n + 2), 1)
             out = (add.reshape(batch, *interleaved, out_channels) + shuffled).view(batch, *fine, out_channels)
         return out.permute(0, n + 1, *range(1, n + 1))
+    # weight (C_in, C_out, *k) -> (C_out * prod(k), C_in): output channel c * prod(k) + offset in the block
+    weight = conv.weight.movedim(0, -1).reshape(out_channels * blocks, conv.in_channels)
+    y = pointwise_conv(x, weight, None if bias is None else bias.repeat_interleave(blocks))
     y = y.view(batch, out_channels, *stride, *coarse)
     # (B, C, s_1..s_n, c_1..c_n) -> (B, C, c_1, s_1, ..., c_n, s_n), the memory order of the fine map
     shuffled = y.permute(0, 1, *[i for a in range(n) for i in (2 + n + a, 2 + a)])

@@ -36,10 +36,13 @@ def model_folder(spec: ModelSpec) -> Path:
 
 
 def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: bool = True):
-    """nnU-Net's predictor (``nnUNetPredictorSingleThreadedProducer``) for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
-    ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint, the CUDA device)."""
+    """nnU-Net's predictor (``nnUNetPredictorSingleThreadedProducer``) for ``spec`` (tile step 0.5, Gaussian
+    weighting, ``mirroring``), or ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint,
+    the CUDA device). On the CPU the process keeps freed memory (``runtime/cpu_allocator.py``, as in training and the
+    benchmark): every tile's full-resolution maps would otherwise be page-faulted in afresh."""
     import torch
     from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
+    from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -49,6 +52,11 @@ def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: boo
     missing = [f for f in folds if not (model / f"fold_{f}" / spec.checkpoint).is_file()]
     if missing:
         raise CommandError(f"{spec.checkpoint} missing for fold(s) {missing} in {model}")
+    if device == "cpu":
+        try:
+            retain_freed_memory()
+        except ValueError as e:  # a bad NNUNET_MSFEN_CPU_ALLOCATOR
+            raise CommandError(str(e)) from None
     predictor = nnUNetPredictorSingleThreadedProducer(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
                                                       perform_everything_on_device=device == "cuda",
                                                       device=torch.device(device), verbose=False, allow_tqdm=False)
