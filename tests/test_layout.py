@@ -24,7 +24,7 @@ def test_layout_for_puts_large_maps_channels_last_in_prediction_only():
         assert not is_channels_last(layout_for(_channels_last(small), 8 * 8))
         assert layout_for(large.double(), 64 * 64) is large.double() or not is_channels_last(
             layout_for(large.double(), 64 * 64))
-    assert layout_for(large, 64 * 64) is large  # gradients recorded: training keeps NC(D)HW (1.3x slower otherwise)
+    assert layout_for(large, 64 * 64) is large  # gradients recorded: training keeps NC(D)HW (1.2x slower otherwise)
 
 
 def test_as_layout_of_follows_the_reference():

@@ -6,7 +6,7 @@ the channels (the spatial attention). With the channels innermost a 1x1 convolut
 (C_in, C_out)`` matrix product over every voxel of the batch, oneDNN convolves without reordering its input and
 output, and the channel mean and maximum read contiguous memory. At low resolution (few voxels, many channels) the
 default layout is the faster one: PyTorch's channels-last group norm and the small matrix products there are
-slower. In training the layout stays NC(D)HW: a 2d training step measured 1.3x slower with channels-last maps (the
+slower. In training the layout stays NC(D)HW: a 2d training step measured 1.2x slower with channels-last maps (the
 backward passes of the grouped convolutions and norms). Measured in docs/ablation.md section 24; the network computes
 the same function either way, up to the order of floating-point sums (tests/test_layout.py).
 """
