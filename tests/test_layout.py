@@ -7,7 +7,7 @@ from torch import nn
 from nnunet_msfen import MSFENUNet
 from nnunet_msfen.blocks import layout
 from nnunet_msfen.blocks.conv import convolve, gated_pointwise_conv, upsample
-from nnunet_msfen.blocks.layout import as_layout_of, channels_last_format, is_channels_last, layout_for, voxels_after
+from nnunet_msfen.blocks.layout import as_layout_of, channels_last_format, is_channels_last, layout_for
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 CONV_TRANSPOSE = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -17,14 +17,18 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=channels_last_format(x.ndim))
 
 
-def test_layout_for_puts_large_maps_channels_last_in_prediction_only():
-    large, small = torch.randn(1, 8, 64, 64), torch.randn(1, 8, 8, 8)
+def test_layout_for_puts_large_maps_channels_last_in_prediction_only(monkeypatch):
+    monkeypatch.setattr(layout, "CHANNELS_LAST_FROM_VOXELS", 32 * 32)
+    large, small = torch.randn(1, 8, 64, 64), torch.randn(1, 8, 16, 16)
     with torch.no_grad():
-        assert is_channels_last(layout_for(large, 64 * 64)) and not is_channels_last(large)
-        assert not is_channels_last(layout_for(_channels_last(small), 8 * 8))
-        assert layout_for(large.double(), 64 * 64) is large.double() or not is_channels_last(
-            layout_for(large.double(), 64 * 64))
-    assert layout_for(large, 64 * 64) is large  # gradients recorded: training keeps NC(D)HW (1.2x slower otherwise)
+        assert is_channels_last(layout_for(large)) and not is_channels_last(large)
+        assert is_channels_last(layout_for(large, 2)) and not is_channels_last(layout_for(large, 4))
+        assert is_channels_last(layout_for(large, [1, 2])) and not is_channels_last(layout_for(large, [2, 4]))
+        assert not is_channels_last(layout_for(small.contiguous(memory_format=torch.channels_last)))
+        assert layout_for(large.double()).is_contiguous()  # float32 only
+        with pytest.raises(ValueError, match=r"stride=\[1, 2, 2\]"):
+            layout_for(large, [1, 2, 2])
+    assert layout_for(large) is large  # gradients recorded: training keeps NC(D)HW (1.2x slower otherwise)
 
 
 def test_as_layout_of_follows_the_reference():
@@ -35,9 +39,7 @@ def test_as_layout_of_follows_the_reference():
     assert as_layout_of(x, _channels_last(torch.randn(1, 3, 12, 12, 12))) is x
 
 
-def test_voxels_after_and_channels_last_format():
-    assert voxels_after(torch.randn(1, 2, 64, 48), 2) == 32 * 24
-    assert voxels_after(torch.randn(1, 2, 8, 64, 48), [1, 2, 2]) == 8 * 32 * 24
+def test_channels_last_format():
     assert channels_last_format(5) == torch.channels_last_3d and channels_last_format(4) == torch.channels_last
     with pytest.raises(ValueError, match="ndim=3"):
         channels_last_format(3)

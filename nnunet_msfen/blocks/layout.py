@@ -10,7 +10,9 @@ slower. In training the layout stays NC(D)HW: a 2d training step measured 1.2x s
 backward passes of the grouped convolutions and norms). Measured in docs/ablation.md section 24; the network computes
 the same function either way, up to the order of floating-point sums (tests/test_layout.py).
 """
-import numpy as np
+import math
+from typing import Sequence, Union
+
 import torch
 
 from nnunet_msfen.blocks.tracing import tracing
@@ -31,23 +33,20 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.ndim in (4, 5) and x.shape[1] > 1 and x.stride(1) == 1
 
 
-def layout_for(x: torch.Tensor, voxels: int) -> torch.Tensor:
-    """``x`` in the prediction layout for maps of ``voxels`` voxels per channel: channels-last from
-    ``CHANNELS_LAST_FROM_VOXELS`` on, NC(D)HW below. Unchanged while gradients are recorded, off the CPU, for other
-    dtypes than float32 and while tracing (ONNX, TorchScript, ``torch.compile`` keep PyTorch's default layout)."""
+def layout_for(x: torch.Tensor, stride: Union[int, Sequence[int]] = 1) -> torch.Tensor:
+    """``x`` in the prediction layout of the maps it becomes after a convolution with ``stride`` (one int or one per
+    axis): channels-last from ``CHANNELS_LAST_FROM_VOXELS`` voxels per channel on, NC(D)HW below. Unchanged while
+    gradients are recorded, off the CPU, for other dtypes than float32 and while tracing (ONNX, TorchScript,
+    ``torch.compile`` keep PyTorch's default layout and see no shape arithmetic here)."""
     if torch.is_grad_enabled() or tracing() or x.device.type != "cpu" or x.dtype != torch.float32 \
             or x.ndim not in (4, 5):
         return x
-    if voxels >= CHANNELS_LAST_FROM_VOXELS:
+    strides = [int(stride)] * (x.ndim - 2) if isinstance(stride, int) else [int(s) for s in stride]
+    if len(strides) != x.ndim - 2:
+        raise ValueError(f"stride must be one int or one per spatial axis of x {tuple(x.shape)}, got stride={stride}")
+    if math.prod(size // s for size, s in zip(x.shape[2:], strides)) >= CHANNELS_LAST_FROM_VOXELS:
         return x.contiguous(memory_format=channels_last_format(x.ndim))
     return x.contiguous()
-
-
-def voxels_after(x: torch.Tensor, stride) -> int:
-    """Voxels per channel of ``x``'s spatial size divided by ``stride`` (one int or one per axis)."""
-    n = x.ndim - 2
-    stride = [int(stride)] * n if np.isscalar(stride) else [int(s) for s in stride]
-    return int(np.prod([size // s for size, s in zip(x.shape[2:], stride)]))
 
 
 def as_layout_of(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from nnunet_msfen.blocks.conv import ConvNormAct
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
-from nnunet_msfen.blocks.layout import layout_for, voxels_after
+from nnunet_msfen.blocks.layout import layout_for
 from nnunet_msfen.blocks.spp import SpatialPyramidPooling
 
 IntOrSeq = Union[int, List[int], Tuple[int, ...]]
@@ -101,7 +101,7 @@ class MSFENEncoder(nn.Module):
     def forward(self, x: torch.Tensor):
         skips = []
         for stage, stride in zip(self.stages, self.strides):
-            x = stage(layout_for(x, voxels_after(x, stride)))
+            x = stage(layout_for(x, stride))
             skips.append(x)
         skips[-1] = self.bottleneck(skips[-1])
         return skips if self.return_skips else skips[-1]
