@@ -62,17 +62,15 @@ def conv_nd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
     if _onednn_applies(x):
         as_list = lambda v: [int(v)] * n if isinstance(v, int) else [int(i) for i in v]  # noqa: E731
         trains = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-        if is_channels_last(x):
-            return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=channels_last_format(x.ndim)), weight,
-                                                     bias, as_list(padding), as_list(stride), as_list(dilation), groups)
-        if groups == 1 and x.shape[1] < CHANNELS_LAST_BACKWARD_BELOW and trains:
-            # few input channels: oneDNN's backward pass is 2-5x faster on a channels-last copy (module docstring)
-            channels_last = torch.channels_last_3d if n == 3 else torch.channels_last
-            return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=channels_last), weight, bias,
-                                                     as_list(padding), as_list(stride), as_list(dilation),
-                                                     groups).contiguous()
-        return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight, bias, as_list(padding), as_list(stride),
-                                                 as_list(dilation), groups)
+        arguments = (as_list(padding), as_list(stride), as_list(dilation), groups)
+        # few input channels in training: oneDNN's backward pass is 2-5x faster on a channels-last copy (module
+        # docstring), which goes back to NC(D)HW after; a channels-last map stays channels-last
+        copy_for_backward = groups == 1 and x.shape[1] < CHANNELS_LAST_BACKWARD_BELOW and trains
+        if is_channels_last(x) or copy_for_backward:
+            out = torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=channels_last_format(x.ndim)), weight,
+                                                    bias, *arguments)
+            return out if is_channels_last(x) else out.contiguous()
+        return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight, bias, *arguments)
     return _FUNCTIONAL[n](x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -95,15 +93,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
                          f"of shape {tuple(x.shape)}, got {tuple(weight.shape)}")
     out_channels = weight.shape[-2]
     if _matmul_applies(x) and not x.is_contiguous():
-        # channels innermost: (batch, voxels, C_in) @ (C_in, C_out), the output channels-last as well
-        flat = x.permute(0, *range(2, x.ndim), 1).reshape(batch, -1, channels)
-        if weight.ndim == 2:
-            rows = flat.reshape(-1, channels)
-            out = rows @ weight.t() if bias is None else torch.addmm(bias, rows, weight.t())
-        else:
-            out = torch.bmm(flat, weight.transpose(1, 2)) if bias is None else \
-                torch.baddbmm(bias.view(1, 1, out_channels), flat, weight.transpose(1, 2))
-        return out.view(batch, *spatial, out_channels).permute(0, x.ndim - 1, *range(1, x.ndim - 1))
+        return _channels_last_pointwise_conv(x, weight, bias)
     if _matmul_applies(x):
         weight = weight.expand(batch, out_channels, channels)
         flat = x.reshape(batch, channels, -1)
@@ -118,6 +108,19 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     out = conv_nd(x.reshape(1, batch * channels, *spatial), weight.reshape(batch * out_channels, channels, *ones),
                   None if bias is None else bias.repeat(batch), groups=batch)
     return out.view(batch, out_channels, *spatial)
+
+
+def _channels_last_pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """``pointwise_conv`` of a channels-last ``x``: (batch, voxels, C_in) @ (C_in, C_out), the output channels-last."""
+    batch, channels, out_channels = x.shape[0], x.shape[1], weight.shape[-2]
+    flat = x.permute(0, *range(2, x.ndim), 1).reshape(batch, -1, channels)
+    if weight.ndim == 2:
+        rows = flat.reshape(-1, channels)
+        out = rows @ weight.t() if bias is None else torch.addmm(bias, rows, weight.t())
+    else:
+        out = torch.bmm(flat, weight.transpose(1, 2)) if bias is None else \
+            torch.baddbmm(bias.view(1, 1, out_channels), flat, weight.transpose(1, 2))
+    return out.view(batch, *x.shape[2:], out_channels).permute(0, x.ndim - 1, *range(1, x.ndim - 1))
 
 
 def _is_pointwise(conv: _ConvNd) -> bool:

@@ -33,27 +33,30 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.ndim in (4, 5) and x.shape[1] > 1 and x.stride(1) == 1
 
 
+def _acts_on(x: torch.Tensor) -> bool:
+    # prediction (no gradients) of float32 maps on the CPU, outside any graph capture
+    return not torch.is_grad_enabled() and not tracing() and x.device.type == "cpu" and x.dtype == torch.float32 \
+        and x.ndim in (4, 5)
+
+
+def _in_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=channels_last_format(x.ndim) if channels_last else torch.contiguous_format)
+
+
 def layout_for(x: torch.Tensor, stride: Union[int, Sequence[int]] = 1) -> torch.Tensor:
     """``x`` in the prediction layout of the maps it becomes after a convolution with ``stride`` (one int or one per
     axis): channels-last from ``CHANNELS_LAST_FROM_VOXELS`` voxels per channel on, NC(D)HW below. Unchanged while
     gradients are recorded, off the CPU, for other dtypes than float32 and while tracing (ONNX, TorchScript,
     ``torch.compile`` keep PyTorch's default layout and see no shape arithmetic here)."""
-    if torch.is_grad_enabled() or tracing() or x.device.type != "cpu" or x.dtype != torch.float32 \
-            or x.ndim not in (4, 5):
+    if not _acts_on(x):
         return x
     strides = [int(stride)] * (x.ndim - 2) if isinstance(stride, int) else [int(s) for s in stride]
     if len(strides) != x.ndim - 2:
         raise ValueError(f"stride must be one int or one per spatial axis of x {tuple(x.shape)}, got stride={stride}")
-    if math.prod(size // s for size, s in zip(x.shape[2:], strides)) >= CHANNELS_LAST_FROM_VOXELS:
-        return x.contiguous(memory_format=channels_last_format(x.ndim))
-    return x.contiguous()
+    return _in_layout(x, math.prod(size // s for size, s in zip(x.shape[2:], strides)) >= CHANNELS_LAST_FROM_VOXELS)
 
 
 def as_layout_of(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``x`` in ``reference``'s layout (channels-last or NC(D)HW): the decoder brings the coarser map to its skip's.
-    Unchanged while gradients are recorded, off the CPU and while tracing (``layout_for``)."""
-    if torch.is_grad_enabled() or tracing() or x.ndim not in (4, 5) or x.device.type != "cpu":
-        return x
-    if is_channels_last(reference):
-        return x.contiguous(memory_format=channels_last_format(x.ndim))
-    return x.contiguous()
+    Unchanged where ``layout_for`` leaves maps unchanged."""
+    return _in_layout(x, is_channels_last(reference)) if _acts_on(x) else x
