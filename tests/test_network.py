@@ -240,3 +240,29 @@ def test_decoder_units_false_leaves_each_decoder_stage_its_skip_fusion_alone(dim
     fusion_maps = [f.compute_conv_feature_map_size([1] * dim) for f in full.decoder.fusions]
     assert light.decoder.compute_conv_feature_map_size(size) == full.decoder.compute_conv_feature_map_size(size) - unit_maps
     assert fusion_maps == [f.compute_conv_feature_map_size([1] * dim) for f in light.decoder.fusions]
+
+
+@pytest.mark.parametrize("dim,size", [(2, (32, 32)), (3, (16, 16, 16))])
+def test_max_features_caps_the_wide_stages_and_leaves_the_others_as_they_start(dim, size):
+    full, capped = _small_msfen(dim, 1), _small_msfen(dim, 1, max_features=16)
+    for net in (full, capped):
+        net.apply(net.initialize)
+    assert full.encoder.features_per_stage == [8, 16, 32, 32] and capped.encoder.features_per_stage == [8, 16, 16, 16]
+    assert n_params(capped) < n_params(full)
+    # the first stages are the same modules, with the same initial weights (each module is seeded by its name)
+    for a, b in zip(full.encoder.stages[:2].parameters(), capped.encoder.stages[:2].parameters()):
+        assert torch.equal(a, b)
+    x = torch.randn(2, 4, *size)
+    outs = capped(x)
+    assert [o.shape for o in outs] == [o.shape for o in full(x)]
+    sum(o.mean() for o in outs).backward()
+    assert all(p.grad is not None for p in capped.parameters() if p.requires_grad)
+    assert capped.compute_conv_feature_map_size(size) < full.compute_conv_feature_map_size(size)
+
+
+def test_max_features_none_is_the_plan_and_below_one_is_a_value_error_naming_it():
+    from nnunet_msfen.network.msfen_unet import capped_features
+
+    assert capped_features([32, 512], 2, None) == [32, 512] and capped_features(64, 3, 48) == [48, 48, 48]
+    with pytest.raises(ValueError, match="max_features=0"):
+        _small_msfen(2, 1, max_features=0)

@@ -44,6 +44,14 @@ def test_downstride_is_todays_default_network():
         assert getattr(cls, knob) == getattr(nnUNetTrainerMSFEN_Iterations, knob), knob
 
 
+def test_max256_is_todays_default_with_stages_capped_at_256_features():
+    cls = study.Study_MSFEN_max256_Iterations
+    assert issubclass(cls, FixedIterations) and issubclass(cls, nnUNetTrainerMSFEN)
+    assert dict(cls.network_kwargs) == {"max_features": 256} and MSFENUNet.__init__.__kwdefaults__["max_features"] is None
+    for knob in KNOBS[:-1]:
+        assert getattr(cls, knob) == getattr(nnUNetTrainerMSFEN_Iterations, knob), knob
+
+
 def test_lightdecoder_is_todays_default_without_decoder_units():
     cls = study.Study_MSFEN_lightdecoder_Iterations
     assert issubclass(cls, FixedIterations) and issubclass(cls, nnUNetTrainerMSFEN)

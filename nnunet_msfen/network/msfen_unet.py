@@ -45,6 +45,20 @@ IntOrSeq = Union[int, List[int], Tuple[int, ...]]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
+def capped_features(features_per_stage: IntOrSeq, n_stages: int, max_features: Optional[int]) -> IntOrSeq:
+    """``features_per_stage`` with every stage capped at ``max_features`` (``None``: unchanged).
+
+    Raises:
+        ValueError: for a ``max_features`` below 1.
+    """
+    if max_features is None:
+        return features_per_stage
+    if int(max_features) < 1:
+        raise ValueError(f"max_features must be >= 1 or None, got max_features={max_features}")
+    per_stage = [features_per_stage] * n_stages if isinstance(features_per_stage, int) else list(features_per_stage)
+    return [min(int(f), int(max_features)) for f in per_stage]
+
+
 class MSFENUNet(AbstractDynamicNetworkArchitectures):
     """MSFEN U-Net. Arguments up to ``nonlin_first`` are ``PlainConvUNet``'s; the rest are MSFEN's.
 
@@ -78,6 +92,9 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             3D (0.31x), and was level with ``"planned"`` in Dice at equal iterations over 12 real cases
             (docs/ablation.md section 20), and with nnUNetTrainer in Dice and, after ``postprocess --lesion-wise``,
             in lesion-wise Dice (section 21; before it, MSFEN leaves more false-positive specks).
+        max_features: the widest a stage may be (``None``: as planned). nnU-Net plans up to 512 features in 2d; the
+            2d topology's three 512-feature stages work on maps of 12^2 and less, yet cost a third of MSFEN's
+            prediction time (docs/ablation.md section 25).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
@@ -99,7 +116,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
                  decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
                  recompute: Union[bool, str] = "cheap", downsample_kernel: str = "stride",
-                 zero_init_residual: bool = False, decoder_units: bool = True):
+                 zero_init_residual: bool = False, decoder_units: bool = True, max_features: Optional[int] = None):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
         self._init_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
@@ -110,6 +127,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             raise ValueError(f"input_channels and num_classes must be >= 1, got input_channels={input_channels}, "
                              f"num_classes={num_classes}")
         recompute = recompute_mode(recompute)
+        features_per_stage = capped_features(features_per_stage, n_stages, max_features)
         if spatial_attention_kernel is None:
             spatial_attention_kernel = 7 if convert_conv_op_to_dim(conv_op) == 2 else 3
         block_kwargs = dict(multi_scale=multi_scale, channel_attention=channel_attention,

@@ -86,3 +86,9 @@ class Study_MSFEN_lightdecoder_Iterations(FixedIterations, nnUNetTrainerMSFEN):
     multi-scale units): it meets the 2d prediction target and was 0.055 mean Dice behind over 12 cases, rejected
     as a default (docs/ablation.md section 22)."""
     network_kwargs = dict(VARIANTS["msfen-light-decoder"].extra)
+
+
+class Study_MSFEN_max256_Iterations(FixedIterations, nnUNetTrainerMSFEN):
+    """Today's default with no stage wider than 256 features (the 2d topology's three deepest stages have 512):
+    docs/ablation.md section 25."""
+    network_kwargs = dict(VARIANTS["msfen-max256"].extra)
