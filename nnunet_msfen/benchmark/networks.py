@@ -48,8 +48,8 @@ VARIANTS: Dict[str, Contender] = {
     "msfen-light-decoder": _msfen({"decoder_units": False, "decoder_fuse_kernel_size": None,
                                    "decoder_fuse_group_width": 16},
                                   "decoder stages without multi-scale units, skip fusion 3x3 in groups of 16"),
-    "msfen-max256": _msfen({"max_features": 256}, "no stage wider than 256 features (2d plans 512 in its three "
-                           "deepest stages)"),
+    "msfen-max256": _msfen({"max_features": 256}, "no stage wider than 256 features (2d plans 512 in its deepest "
+                           "stages): 2d prediction 0.40x, 0.012 Dice behind the default (docs/ablation.md section 25)"),
     "msfen-no-recompute": _msfen({"recompute": "none"}, "intermediates stored for backward, not recomputed"),
     "msfen-recompute-all": _msfen({"recompute": "all"}, "for backward only each block's input and output stored, "
                                   "the whole block recomputed (the default before 2026-12-01)"),

@@ -92,9 +92,10 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             3D (0.31x), and was level with ``"planned"`` in Dice at equal iterations over 12 real cases
             (docs/ablation.md section 20), and with nnUNetTrainer in Dice and, after ``postprocess --lesion-wise``,
             in lesion-wise Dice (section 21; before it, MSFEN leaves more false-positive specks).
-        max_features: the widest a stage may be (``None``: as planned). nnU-Net plans up to 512 features in 2d; the
-            2d topology's three 512-feature stages work on maps of 12^2 and less, yet cost a third of MSFEN's
-            prediction time (docs/ablation.md section 25).
+        max_features: the widest a stage may be (``None``, the default: as planned). nnU-Net plans 512 features for
+            the 2d topology's deepest stages, whose small maps cost a large share of MSFEN's CPU prediction time:
+            256 made the 2d prediction 0.40x of PlainConvUNet's (default 0.52x) and cost 0.012 mean Dice at equal
+            iterations over 12 cases, so it is an option, not the default (docs/ablation.md section 25).
         zero_init_residual: start every residual unit as an identity (its branch's last norm at zero, Goyal et al.,
             2017; torchvision's ``zero_init_residual``). ``False`` (default) keeps that norm at one: the identity
             start made MSFEN learn far less per iteration (docs/ablation.md section 6.2).
