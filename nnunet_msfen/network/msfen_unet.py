@@ -39,7 +39,7 @@ from nnunet_msfen.blocks.multiscale import MultiScaleConv
 from nnunet_msfen.blocks.recompute import recompute_mode
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.network.decoder import MSFENDecoder
-from nnunet_msfen.network.encoder import MSFENEncoder
+from nnunet_msfen.network.encoder import MSFENEncoder, per_stage
 
 IntOrSeq = Union[int, List[int], Tuple[int, ...]]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -49,14 +49,13 @@ def capped_features(features_per_stage: IntOrSeq, n_stages: int, max_features: O
     """``features_per_stage`` with every stage capped at ``max_features`` (``None``: unchanged).
 
     Raises:
-        ValueError: for a ``max_features`` below 1.
+        ValueError: for a ``max_features`` below 1 or a ``features_per_stage`` of the wrong length.
     """
     if max_features is None:
         return features_per_stage
     if int(max_features) < 1:
         raise ValueError(f"max_features must be >= 1 or None, got max_features={max_features}")
-    per_stage = [features_per_stage] * n_stages if isinstance(features_per_stage, int) else list(features_per_stage)
-    return [min(int(f), int(max_features)) for f in per_stage]
+    return [min(int(f), int(max_features)) for f in per_stage(features_per_stage, n_stages, "features_per_stage")]
 
 
 class MSFENUNet(AbstractDynamicNetworkArchitectures):
