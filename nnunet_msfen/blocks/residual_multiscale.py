@@ -6,10 +6,10 @@ CVPR 2016, https://arxiv.org/abs/1512.03385.
 
     x -> MultiScaleConv (or a plain conv when multi_scale=False) -> f;  out = nonlin(x + f * SpatialAttn.gate(f))
 
-The gating and the skip run as one ``torch.addcmul``. With ``recompute`` the unit keeps only its input and output
-for the backward pass and recomputes its inside there (``torch.utils.checkpoint``): a unit's intermediates are
-several full-resolution maps, which made the 0.1.0 MSFEN need 1.7x the training memory of nnU-Net's U-Net, and its
-cheap convolutions make the recomputation cost little time (docs/ablation.md).
+The gating and the skip run as one pass (``SpatialAttn.apply_gate``). With ``recompute`` the unit keeps only its
+input and output for the backward pass and recomputes its inside there (``torch.utils.checkpoint``): a unit's
+intermediates are several full-resolution maps, which made the 0.1.0 MSFEN need 1.7x the training memory of nnU-Net's
+U-Net, and its cheap convolutions make the recomputation cost little time (docs/ablation.md).
 """
 from typing import Sequence, Type, Union
 
@@ -77,8 +77,7 @@ class MultiScaleResidualBlock(nn.Module):
     def _unit(self, x: torch.Tensor) -> torch.Tensor:
         out = self.features(x)
         if self.spatial_attention is not None:
-            gate = self.spatial_attention.gate_map(out)
-            out = torch.addcmul(x, out, gate) if self.residual else out * gate
+            out = self.spatial_attention.apply_gate(out, x if self.residual else None)
         elif self.residual:
             out = out + x
         return self.nonlin(out)
