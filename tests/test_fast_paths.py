@@ -86,7 +86,7 @@ def test_recompute_changes_neither_outputs_nor_gradients(dim, make):
     else:
         inputs = [torch.randn(2, module.input_channels if isinstance(module, ModalityAwareStem) else 8, *[8] * dim)]
     results = []
-    for recompute in ("none", "cheap", "all"):
+    for recompute in ("none", "products", "cheap", "all"):
         module.recompute = recompute
         module.zero_grad(set_to_none=True)
         results.append(_grads(module, *[i.clone().requires_grad_() for i in inputs]))
@@ -184,7 +184,7 @@ def test_switching_a_part_off_leaves_the_other_initial_weights_unchanged(switch)
 
 def test_network_recompute_changes_no_gradient():
     torch.manual_seed(0)
-    nets = [_tiny(recompute=r) for r in (False, "cheap", True)]
+    nets = [_tiny(recompute=r) for r in (False, "auto", "cheap", True)]
     for net in nets[1:]:
         net.load_state_dict(nets[0].state_dict())
     x = torch.randn(2, 4, 16, 16, 16)
@@ -198,7 +198,7 @@ def test_network_recompute_changes_no_gradient():
         assert np.isclose(sum(float(g.abs().sum()) for g in grads[0]), sum(float(g.abs().sum()) for g in other))
 
 
-@pytest.mark.parametrize("value", ["some", 1, None])
+@pytest.mark.parametrize("value", ["some", 1, None, ["cheap"] * 2, ["cheap", "products", "some"]])
 def test_recompute_rejects_unknown_modes(value):
     with pytest.raises(ValueError, match="recompute"):
         _tiny(recompute=value)

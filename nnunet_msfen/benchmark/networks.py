@@ -51,6 +51,8 @@ VARIANTS: Dict[str, Contender] = {
     "msfen-max256": _msfen({"max_features": 256}, "no stage wider than 256 features (2d plans 512 in its deepest "
                            "stages): 2d prediction 0.40x, 0.012 Dice behind the default (docs/ablation.md section 25)"),
     "msfen-no-recompute": _msfen({"recompute": "none"}, "intermediates stored for backward, not recomputed"),
+    "msfen-recompute-cheap": _msfen({"recompute": "cheap"}, "1x1 convolutions recomputed for backward at every level, "
+                                    "not only at full resolution (the default before 2026-12-03)"),
     "msfen-recompute-all": _msfen({"recompute": "all"}, "for backward only each block's input and output stored, "
                                   "the whole block recomputed (the default before 2026-12-01)"),
     "msfen-down-planned": _msfen({"downsample_kernel": "planned"}, "strided convolutions with the planned 3x3 "
@@ -75,7 +77,8 @@ GROUPS: Dict[str, List[str]] = {
     "default": ["plain", "resenc-m", "msfen"],
     "versions": ["msfen", "msfen-v1"],
     "design": ["msfen", "msfen-v1", "msfen-depthwise", "msfen-gw8", "msfen-concat", "msfen-fuse3", "msfen-fuse3-gw16",
-               "msfen-fuse3-dw", "msfen-no-recompute", "msfen-recompute-all", "msfen-down-planned"],
+               "msfen-fuse3-dw", "msfen-no-recompute", "msfen-recompute-cheap", "msfen-recompute-all",
+               "msfen-down-planned"],
     "branches": ["msfen", "msfen-parallel", "msfen-cascade", "msfen-dilated"],
     "switches": ["msfen"] + [n for n in VARIANTS if n.startswith("msfen-no-") and n != "msfen-no-recompute"],
     "all": list(VARIANTS),

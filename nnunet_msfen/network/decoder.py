@@ -11,6 +11,7 @@ from torch import nn
 
 from nnunet_msfen.blocks.conv import fast_conv_op
 from nnunet_msfen.blocks.layout import as_layout_of
+from nnunet_msfen.blocks.recompute import recompute_levels
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.skip_fusion import SkipFusion
 from nnunet_msfen.network.encoder import MSFENEncoder, per_stage
@@ -29,8 +30,8 @@ class MSFENDecoder(nn.Module):
         fuse_kernel_size: kernel of the skip fusion's convolution; 1 (default) lets the multi-scale units do the
             spatial work, ``None`` uses the planned kernel like ``UNetDecoder``.
         fuse_group_width: channels per group of the skip fusion's convolution (``None``: dense).
-        recompute: what the skip fusions recompute in the backward pass (``blocks/recompute.py``; the units follow
-            ``block_kwargs``).
+        recompute: what the skip fusions and the units recompute in the backward pass: a mode of
+            ``blocks/recompute.py`` or one per encoder stage, full resolution first (``recompute_levels``).
         units: multi-scale units in every decoder stage (``False``: a stage is its skip fusion alone, whose
             convolution then is the stage's only spatial operation; pair it with ``fuse_kernel_size=None``).
         block_kwargs: passed to every ``MultiScaleResidualBlock``.
@@ -38,7 +39,8 @@ class MSFENDecoder(nn.Module):
 
     def __init__(self, encoder: MSFENEncoder, num_classes: int, n_conv_per_stage: Union[int, List[int], Tuple[int, ...]],
                  deep_supervision: bool, skip_fusion: str = "add", fuse_kernel_size: Optional[int] = 1,
-                 fuse_group_width: Optional[int] = None, recompute: Union[bool, str] = False, units: bool = True,
+                 fuse_group_width: Optional[int] = None,
+                 recompute: Union[bool, str, Sequence[Union[bool, str]]] = False, units: bool = True,
                  block_kwargs: dict = None):
         super().__init__()
         self.deep_supervision = deep_supervision
@@ -46,6 +48,7 @@ class MSFENDecoder(nn.Module):
         self.num_classes = num_classes
         n_stages_encoder = len(encoder.output_channels)
         n_conv_per_stage = per_stage(n_conv_per_stage, n_stages_encoder - 1, "n_conv_per_stage_decoder")
+        recompute = recompute_levels(recompute, n_stages_encoder)
         conv_op = encoder.conv_op
         ops = dict(conv_bias=encoder.conv_bias, norm_op=encoder.norm_op, norm_op_kwargs=encoder.norm_op_kwargs,
                    dropout_op=encoder.dropout_op, dropout_op_kwargs=encoder.dropout_op_kwargs,
@@ -58,8 +61,9 @@ class MSFENDecoder(nn.Module):
             fuse_kernel = kernel if fuse_kernel_size is None else [fuse_kernel_size] * len(kernel)
             fusions.append(SkipFusion(conv_op, below, skip, encoder.strides[-s], mode=skip_fusion,
                                       kernel_size=fuse_kernel, group_width=fuse_group_width,
-                                      recompute=recompute, **ops))
-            stages.append(nn.Sequential(*[MultiScaleResidualBlock(conv_op, skip, kernel, **(block_kwargs or {}), **ops)
+                                      recompute=recompute[-(s + 1)], **ops))
+            unit_kwargs = {**(block_kwargs or {}), "recompute": recompute[-(s + 1)]}
+            stages.append(nn.Sequential(*[MultiScaleResidualBlock(conv_op, skip, kernel, **unit_kwargs, **ops)
                                           for _ in range(max(1, n_conv_per_stage[s - 1] - 1) if units else 0)]))
             seg_layers.append(fast_conv_op(conv_op)(skip, num_classes, 1, 1, 0, bias=True))
         self.fusions = nn.ModuleList(fusions)

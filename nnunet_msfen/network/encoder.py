@@ -16,6 +16,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.conv import ConvNormAct
 from nnunet_msfen.blocks.modality_stem import ModalityAwareStem
+from nnunet_msfen.blocks.recompute import recompute_levels
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.blocks.layout import layout_for
 from nnunet_msfen.blocks.spp import SpatialPyramidPooling
@@ -37,8 +38,8 @@ class MSFENEncoder(nn.Module):
         return_skips: return every stage's output (for a decoder) or only the bottleneck.
         modality_stem: build stage 0's first layer as a ``ModalityAwareStem``.
         cross_modal_attention: weigh the sequences in the stem (only with ``modality_stem``).
-        recompute: what the stem recomputes in the backward pass (``blocks/recompute.py``; the units follow
-            ``block_kwargs``).
+        recompute: what the stem and the units recompute in the backward pass: a mode of ``blocks/recompute.py``
+            or one per stage (``recompute_levels``).
         downsample_kernel: kernel of each stage's strided convolution: ``"stride"`` (default: the stride itself,
             non-overlapping 2x2(x2) patches, as ConvNeXt and Swin downsample; 4/9 of the planned 3x3 convolution's
             weights and work in 2D, 8/27 in 3D) or ``"planned"`` (nnU-Net's kernel). Stage 0 (stride 1) keeps the
@@ -54,7 +55,8 @@ class MSFENEncoder(nn.Module):
                  norm_op_kwargs: dict = None, dropout_op: Type[_DropoutNd] = None, dropout_op_kwargs: dict = None,
                  nonlin: Type[nn.Module] = None, nonlin_kwargs: dict = None, return_skips: bool = True,
                  nonlin_first: bool = False, modality_stem: bool = True, cross_modal_attention: bool = True,
-                 recompute: Union[bool, str] = False, downsample_kernel: str = "stride", spp: bool = True,
+                 recompute: Union[bool, str, Sequence[Union[bool, str]]] = False, downsample_kernel: str = "stride",
+                 spp: bool = True,
                  spp_bins: Sequence[int] = (1, 2, 4), bottleneck_dropout: float = 0.5, block_kwargs: dict = None):
         super().__init__()
         if not 0 <= bottleneck_dropout < 1:
@@ -67,17 +69,19 @@ class MSFENEncoder(nn.Module):
         ops = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, dropout_op=dropout_op,
                    dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs)
         block_kwargs = block_kwargs or {}
+        recompute = recompute_levels(recompute, n_stages)
 
         stages = []
         in_channels = input_channels
         for s, out_channels in enumerate(self.features_per_stage):
             if s == 0 and modality_stem:
                 first = ModalityAwareStem(conv_op, in_channels, out_channels, self.kernel_sizes[s], self.strides[s],
-                                          cross_modal_attention=cross_modal_attention, recompute=recompute, **ops)
+                                          cross_modal_attention=cross_modal_attention, recompute=recompute[s], **ops)
             else:
                 first = ConvNormAct(conv_op, in_channels, out_channels, first_kernels[s], self.strides[s],
                                             nonlin_first=nonlin_first, **ops)
-            units = [MultiScaleResidualBlock(conv_op, out_channels, self.kernel_sizes[s], **block_kwargs, **ops)
+            units = [MultiScaleResidualBlock(conv_op, out_channels, self.kernel_sizes[s],
+                                             **{**block_kwargs, "recompute": recompute[s]}, **ops)
                      for _ in range(max(1, n_conv_per_stage[s] - 1))]
             stages.append(nn.Sequential(first, *units))
             in_channels = out_channels

@@ -15,8 +15,8 @@ The defaults are chosen by measured time and memory on real hardware, not by FLO
 convolutions in groups of up to 16 channels on each Res2Net split instead of depthwise ones, channel attention and
 modality weights folded into the following pointwise convolution, spatial attention and skip in one pass, an
 additive skip fusion in the decoder whose upsampling runs as a pointwise convolution and a pixel shuffle, every
-convolution through oneDNN on the CPU, and everything in the blocks but their spatial convolutions recomputed in the
-backward pass instead of stored; each stage downsamples with its stride as kernel (2x2 patches, as ConvNeXt), not
+convolution through oneDNN on the CPU, and the blocks' element-wise operations (at full resolution also their 1x1
+convolutions) recomputed in the backward pass instead of stored; each stage downsamples with its stride as kernel (2x2 patches, as ConvNeXt), not
 the planned 3x3, which holds most of the planned U-Net's parameters in the deep stages. The residual units start
 with their branch norm at one, not as identities: at equal iterations the identity start left MSFEN 0.09 mean Dice
 behind nnU-Net's U-Net on real BraTS cases, and starting at one closed the gap (docs/ablation.md section 6.2).
@@ -36,7 +36,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
 from nnunet_msfen.blocks.multiscale import MultiScaleConv
-from nnunet_msfen.blocks.recompute import recompute_mode
+from nnunet_msfen.blocks.recompute import recompute_levels
 from nnunet_msfen.blocks.residual_multiscale import MultiScaleResidualBlock
 from nnunet_msfen.network.decoder import MSFENDecoder
 from nnunet_msfen.network.encoder import MSFENEncoder, per_stage
@@ -84,8 +84,10 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
             alone: 2d prediction 0.40x of PlainConvUNet's, but 0.055 mean Dice behind over 12 cases, so an
             ablation, not the default; docs/ablation.md section 22; benchmark variant ``msfen-light-decoder``).
         recompute: what the stem, the units and the skip fusions recompute in the backward pass instead of storing
-            (training only): ``"cheap"`` (default) everything but the outputs of their spatial convolutions,
-            ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing (``blocks/recompute.py``).
+            (training only), one mode for every resolution level or one per level (full resolution first):
+            ``"products"`` the element-wise operations, ``"cheap"`` also the 1x1 convolutions (everything but the
+            outputs of the spatial convolutions), ``"all"`` (``True``) everything, ``"none"`` (``False``) nothing.
+            The default ``"auto"`` is "cheap" at full resolution and "products" below (``blocks/recompute.py``).
         downsample_kernel: ``"stride"`` (default) or ``"planned"``: the kernel of each stage's strided convolution
             (``MSFENEncoder``); ``"stride"`` has 0.29x PlainConvUNet's parameters in 2d (0.39x planned), 0.18x in
             3D (0.31x), and was level with ``"planned"`` in Dice at equal iterations over 12 real cases
@@ -115,7 +117,7 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
                  scale_kernel_sizes: Sequence[int] = (3, 5, 7), branch_mode: str = "hierarchical", group_width: int = 16,
                  spatial_attention_kernel: Optional[int] = None, decoder_fuse_kernel_size: Optional[int] = 1,
                  decoder_fuse_group_width: Optional[int] = None, skip_fusion: str = "add",
-                 recompute: Union[bool, str] = "cheap", downsample_kernel: str = "stride",
+                 recompute: Union[bool, str, Sequence[Union[bool, str]]] = "auto", downsample_kernel: str = "stride",
                  zero_init_residual: bool = False, decoder_units: bool = True, max_features: Optional[int] = None):
         super().__init__()
         # drawn before any module is built, so that switching a part off changes no other part's initial weights
@@ -126,15 +128,14 @@ class MSFENUNet(AbstractDynamicNetworkArchitectures):
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels and num_classes must be >= 1, got input_channels={input_channels}, "
                              f"num_classes={num_classes}")
-        recompute = recompute_mode(recompute)
+        recompute = recompute_levels(recompute, n_stages)
         features_per_stage = capped_features(features_per_stage, n_stages, max_features)
         if spatial_attention_kernel is None:
             spatial_attention_kernel = 7 if convert_conv_op_to_dim(conv_op) == 2 else 3
         block_kwargs = dict(multi_scale=multi_scale, channel_attention=channel_attention,
                             spatial_attention=spatial_attention, residual=residual,
                             scale_kernel_sizes=tuple(scale_kernel_sizes), branch_mode=branch_mode,
-                            group_width=group_width, spatial_attention_kernel=spatial_attention_kernel,
-                            recompute=recompute)
+                            group_width=group_width, spatial_attention_kernel=spatial_attention_kernel)
         self.encoder = MSFENEncoder(
             input_channels=input_channels, n_stages=n_stages, features_per_stage=features_per_stage, conv_op=conv_op,
             kernel_sizes=kernel_sizes, strides=strides, n_conv_per_stage=n_conv_per_stage, conv_bias=conv_bias,
