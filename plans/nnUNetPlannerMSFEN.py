@@ -21,8 +21,8 @@ from nnunet_msfen.network.msfen_unet import MSFENUNet
 PLANS_NAME = "nnUNetMSFENPlans"
 # measured by plans/calibrate_reference.py (see docs/planner_calibration.md): feature-map elements counted by
 # MSFENUNet per element counted by PlainConvUNet at equal peak training memory, 3D and 2D
-MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D = 4.58
-MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D = 4.72
+MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_3D = 4.49
+MSFEN_ESTIMATE_PER_PLAIN_ESTIMATE_2D = 4.12
 
 
 class nnUNetPlannerMSFEN(ExperimentPlanner):
