@@ -35,7 +35,8 @@ def test_json_has_every_figure_for_every_network_and_plain_first(tiny_run):
     assert meta["device"] == "cpu" and meta["sliding_window"]["tile_step_size"] == 0.5
     # case 48x40 with a 32x32 tile at step 0.5: 2 x 2 tiles on each of the 2 slices
     assert meta["sliding_window"]["tiles"] == 2 * 2 * 2
-    assert meta["sliding_window"]["predictor"] == "nnUNetPredictorSingleThreadedProducer"  # nnunet-msfen predict's
+    assert meta["sliding_window"]["predictor"] == "nnUNetPredictorParallelTiles"  # nnunet-msfen predict's
+    assert meta["sliding_window"]["tile_workers"] == min(2, torch.get_num_threads())  # 32^2 tiles: two at a time
     # the machine is named: CPU model, instruction set, torch, threads
     assert meta["machine"]["cpu"] and meta["machine"]["torch"] == torch.__version__ and meta["machine"]["threads"] >= 1
     assert meta["contention"] == 1 and meta["cpu_allocator"] in ("retain", "system")
@@ -192,7 +193,7 @@ def test_compiled_prediction_is_one_graph_and_matches_eager():
         torch.testing.assert_close(torch.compile(net, backend="aot_eager")(x), net(x))
 
 
-@pytest.mark.parametrize("stock, predictor", [(False, "nnUNetPredictorSingleThreadedProducer"),
+@pytest.mark.parametrize("stock, predictor", [(False, "nnUNetPredictorParallelTiles"),
                                               (True, "nnUNetPredictor")])
 def test_prediction_runs_through_the_predictor_asked_for(stock, predictor):
     """Default: the predictor of ``nnunet-msfen predict``; ``--stock-predictor``: nnUNetv2_predict's, as it is."""

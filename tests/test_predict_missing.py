@@ -103,6 +103,8 @@ def test_command_refuses_a_case_without_any_sequence_and_an_existing_output(tmp_
     (["-m", "EXPORT", "--backend", "torch"], "pass --backend onnxruntime"),
     (["-m", "EXPORT", "--backend", "onnxruntime", "-tr", "X"], "-m takes the place of -d/-c/-tr"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--tile-workers", "0"], "--tile-workers must be >= 1, got 0"),
+    (["--tile-workers", "2", "--backend", "openvino"], "--tile-workers applies to --backend torch"),
 ])
 def test_model_flags_that_do_not_go_together_are_named(tmp_path, capsys, extra, message):
     _nnunet_case(tmp_path / "in", "c", [0, 1, 2, 3])

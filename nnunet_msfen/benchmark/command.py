@@ -23,6 +23,7 @@ stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a cro
 """
 import argparse
 import copy
+import math
 import os
 import statistics
 import sys
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             results[name].update(train_step_contended_s=statistics.median(times[name]),
                                  train_step_contended_all_s=times[name])
 
-    n_tiles = None
+    n_tiles = tile_workers = None
     if not args.no_inference:
         windows = {}
         for name in names:
@@ -202,8 +203,9 @@ def run(args: argparse.Namespace) -> int:
             if args.compile:
                 results[name]["compile_s"] = round(warm_up, 1)
                 print(f"  compiled {name} for prediction in {warm_up:.1f} s", flush=True)
-        print(f"  sliding window: {n_tiles} tiles per case, predictor {predictor_class(args.stock_predictor).__name__}",
-              flush=True)
+        tile_workers = _tile_workers(args, device, s["patch"])
+        print(f"  sliding window: {n_tiles} tiles per case, predictor {predictor_class(args.stock_predictor).__name__}"
+              f", {tile_workers} tile(s) at a time", flush=True)
         times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
         for name in names:
             results[name].update(inference_s=statistics.median(times[name]), inference_all_s=times[name])
@@ -221,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
     meta = dict(command="nnunet-msfen benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None,
                 config=args.config, arch=arch, patch=s["patch"], batch=s["batch"], case_shape=s["case"],
                 sliding_window=dict(tile_step_size=0.5, gaussian=True, mirroring=args.mirroring, tiles=n_tiles,
-                                    predictor=predictor_class(args.stock_predictor).__name__),
+                                    predictor=predictor_class(args.stock_predictor).__name__,
+                                    tile_workers=tile_workers),
                 device=s["device"], machine=machine, cpu_allocator=allocator, channels_last=args.channels_last,
                 compile=args.compile,
                 repeats=args.repeats, warmup=args.warmup, inference_repeats=args.inference_repeats,
@@ -237,6 +240,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmachine: {one_line(machine)}; CPU allocator {allocator}\nload average {load_before[0]:.2f} at start, "
           f"{meta['load_average_end'][0]:.2f} at end; {meta['wall_s']} s; written {s['output']}")
     return 0
+
+
+def _tile_workers(args: argparse.Namespace, device: "torch.device", patch: List[int]) -> int:
+    """Tiles the benchmark's predictor runs at once (``inference/parallel_tiles.py``): one with nnU-Net's predictor,
+    on CUDA and for a compiled network."""
+    import torch
+
+    from nnunet_msfen.inference.parallel_tiles import resolve_tile_workers
+
+    if args.stock_predictor or args.compile or device.type != "cpu":
+        return 1
+    return resolve_tile_workers(None, torch.get_num_threads(), math.prod(patch))
 
 
 def _interleaved(names: List[str], runners: Dict[str, object], warmup: int, repeats: int, what: str) -> Dict[str, List[float]]:

@@ -49,7 +49,8 @@ class SlidingWindow:
     size of the case; for a 2D network it is (slices, x, y) and every slice is predicted in 2D. ``compile``: predict
     through ``torch.compile(net)``, what nnU-Net's predictor does with ``nnUNet_compile=1``. ``stock``: nnU-Net's
     ``nnUNetPredictor`` as ``nnUNetv2_predict`` runs it; otherwise the predictor of ``nnunet-msfen predict``, whose tile
-    producer thread stays off OpenMP (``nnunet_msfen.inference.tile_producer``; same outputs).
+    producer thread stays off OpenMP (``inference/tile_producer.py``) and which predicts two tiles at once on a CPU
+    (``inference/parallel_tiles.py``).
     """
 
     def __init__(self, net: nn.Module, patch: Sequence[int], case_shape: Sequence[int], in_channels: int,
@@ -95,12 +96,12 @@ class SlidingWindow:
 
 def predictor_class(stock: bool) -> type:
     """nnU-Net's ``nnUNetPredictor`` (``stock``, as ``nnUNetv2_predict`` runs it) or the predictor of ``nnunet-msfen
-    predict``, ``nnUNetPredictorSingleThreadedProducer``."""
+    predict``, ``nnUNetPredictorParallelTiles``."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
+    from nnunet_msfen.inference.parallel_tiles import nnUNetPredictorParallelTiles
 
-    return nnUNetPredictor if stock else nnUNetPredictorSingleThreadedProducer
+    return nnUNetPredictor if stock else nnUNetPredictorParallelTiles
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> float:

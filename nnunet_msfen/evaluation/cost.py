@@ -56,24 +56,23 @@ def training_cost(fold_dirs: List[Path]) -> Dict[str, Optional[float]]:
 
 
 def inference_time(fold_dir: Path, images: List[Path], device: str = "cpu", repeats: int = 2) -> float:
-    """Seconds nnU-Net's predictor (``nnUNetPredictorSingleThreadedProducer``) takes to segment one case (the image
+    """Seconds nnU-Net's predictor (``nnUNetPredictorParallelTiles``, as ``nnunet-msfen predict`` runs it) takes to segment one case (the image
     files ``images``) with the final checkpoint of ``fold_dir``: preprocessing, sliding window with step 0.5, Gaussian weighting and the mirroring
     the model was trained with, and the conversion back to the original geometry; file writing excluded. The last
     of ``repeats`` runs counts (the first warms up). ``ValueError`` naming the folder when it holds no model."""
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-    from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
+    from nnunet_msfen.inference.parallel_tiles import nnUNetPredictorParallelTiles
 
     if not (fold_dir / "checkpoint_final.pth").is_file():
         raise ValueError(f"no checkpoint_final.pth in {fold_dir}")
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     fold = fold_dir.name[len("fold_"):]
-    predictor = nnUNetPredictorSingleThreadedProducer(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
-                                                      perform_everything_on_device=device == "cuda",
-                                                      device=torch.device(device), verbose=False,
-                                                      verbose_preprocessing=False, allow_tqdm=False)
+    predictor = nnUNetPredictorParallelTiles(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                                             perform_everything_on_device=device == "cuda", device=torch.device(device),
+                                             verbose=False, verbose_preprocessing=False, allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(fold_dir.parent), use_folds=(fold if fold == "all" else int(fold),),
                                                    checkpoint_name="checkpoint_final.pth")
     image, properties = SimpleITKIO().read_images([str(p) for p in images])

@@ -2,14 +2,17 @@
 
     nnunet-msfen predict -i IN -o OUT -d ID -c CONFIG -tr TRAINER [-p PLANS] [-f FOLDS] [-chk CHECKPOINT]
                          [--missing t1 t1ce t2 flair] [--save-attention] [-device cpu|cuda] [--disable_tta]
-                         [--backend torch|onnxruntime|openvino] [--threads N] [--overwrite]
+                         [--backend torch|onnxruntime|openvino] [--threads N] [--tile-workers N] [--overwrite]
     nnunet-msfen predict -i IN -o OUT -m EXPORT_DIR --backend onnxruntime|openvino [--int8] [...]
 
 IN holds cases in nnU-Net's naming (CASE_0000.nii.gz ... _0003) or as BraTS case folders; any sequence file may be
 absent. A missing sequence is replaced by an all-zero image of the case's geometry (nnU-Net's normalisation keeps it
 zero), and the case is predicted by nnU-Net's own predictor (preprocessing, sliding window with Gaussian
 weighting, test-time mirroring, ensembling over folds, export; its tile producer thread kept off OpenMP, which on a
-CPU makes the network faster than in ``nnUNetv2_predict``: ``inference/tile_producer.py``). ``--missing`` leaves
+CPU makes the network faster than in ``nnUNetv2_predict``: ``inference/tile_producer.py``). On a CPU, tiles of up to
+64^3 voxels (2d plans) are predicted two at a time, each on half of the threads (``inference/parallel_tiles.py``;
+larger tiles, e.g. 3d_fullres, one at a time; ``--tile-workers N`` or ``$NNUNET_MSFEN_TILE_WORKERS`` sets the number
+for every tile size, 1 = nnU-Net's one tile at a time). ``--missing`` leaves
 named sequences out on purpose (for studies). Every case with a missing sequence is listed, and
 ``OUT/missing_sequences.json`` records them.
 
@@ -43,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
                         help="what runs the network (default torch)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime/openvino backend")
+    parser.add_argument("--tile-workers", type=int, default=None, metavar="N",
+                        help="tiles predicted at once on the CPU with --backend torch (default: 2 for tiles of up to "
+                             "64^3 voxels on two or more threads, else 1)")
     parser.add_argument("--int8", action="store_true",
                         help="the export's int8 models (with -m; only where export-onnx --quantize kept them)")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
@@ -123,6 +129,10 @@ def _check_model_arguments(args: argparse.Namespace) -> None:
                            "export-onnx --quantize)")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be >= 1, got {args.threads}")
+    if args.tile_workers is not None and args.tile_workers < 1:
+        raise CommandError(f"--tile-workers must be >= 1, got {args.tile_workers}")
+    if args.tile_workers is not None and args.backend != "torch":
+        raise CommandError(f"--tile-workers applies to --backend torch; --backend {args.backend} takes --threads")
 
 
 def _predictor(args: argparse.Namespace, scratch_export: Path):
@@ -138,7 +148,8 @@ def _predictor(args: argparse.Namespace, scratch_export: Path):
             return load_export(args.model_export, args.backend, args.threads, mirroring, int8=args.int8)
         spec = ModelSpec(args.dataset, args.trainer, args.plans, args.configuration, tuple(args.folds),
                          args.checkpoint)
-        predictor = load_predictor(spec, args.device if args.backend == "torch" else "cpu", mirroring)
+        predictor = load_predictor(spec, args.device if args.backend == "torch" else "cpu", mirroring,
+                                   args.tile_workers)
         if args.backend == "torch":
             return predictor
         export_folds(predictor, list(args.folds), model_folder(spec), scratch_export)

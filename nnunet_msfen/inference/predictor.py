@@ -35,13 +35,16 @@ def model_folder(spec: ModelSpec) -> Path:
     return model
 
 
-def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: bool = True):
-    """nnU-Net's predictor (``nnUNetPredictorSingleThreadedProducer``) for ``spec`` (tile step 0.5, Gaussian
-    weighting, ``mirroring``), or ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint,
-    the CUDA device). On the CPU the process keeps freed memory (``runtime/cpu_allocator.py``, as in training and the
-    benchmark): every tile's full-resolution maps would otherwise be page-faulted in afresh."""
+def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: bool = True,
+                   tile_workers: Optional[int] = None):
+    """nnU-Net's predictor (``nnUNetPredictorParallelTiles``: ``tile_workers`` tiles at once on the CPU, None =
+    ``inference/parallel_tiles.py`` chooses) for ``spec`` (tile step 0.5, Gaussian weighting, ``mirroring``), or
+    ``CommandError`` naming what is missing (dataset, model folder, a fold's checkpoint, the CUDA device) or what is
+    wrong (``tile_workers``, ``$NNUNET_MSFEN_TILE_WORKERS``). On the CPU the process keeps freed memory
+    (``runtime/cpu_allocator.py``, as in training and the benchmark): every tile's full-resolution maps would otherwise
+    be page-faulted in afresh."""
     import torch
-    from nnunet_msfen.inference.tile_producer import nnUNetPredictorSingleThreadedProducer
+    from nnunet_msfen.inference.parallel_tiles import nnUNetPredictorParallelTiles, resolve_tile_workers
     from nnunet_msfen.runtime.cpu_allocator import retain_freed_memory
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -52,14 +55,15 @@ def load_predictor(spec: ModelSpec, device: Optional[str] = None, mirroring: boo
     missing = [f for f in folds if not (model / f"fold_{f}" / spec.checkpoint).is_file()]
     if missing:
         raise CommandError(f"{spec.checkpoint} missing for fold(s) {missing} in {model}")
-    if device == "cpu":
-        try:
+    try:
+        resolve_tile_workers(tile_workers)  # a bad value fails here, not after the first case's preprocessing
+        if device == "cpu":
             retain_freed_memory()
-        except ValueError as e:  # a bad NNUNET_MSFEN_CPU_ALLOCATOR
-            raise CommandError(str(e)) from None
-    predictor = nnUNetPredictorSingleThreadedProducer(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
-                                                      perform_everything_on_device=device == "cuda",
-                                                      device=torch.device(device), verbose=False, allow_tqdm=False)
+    except ValueError as e:  # a bad tile_workers, NNUNET_MSFEN_TILE_WORKERS or NNUNET_MSFEN_CPU_ALLOCATOR
+        raise CommandError(str(e)) from None
+    predictor = nnUNetPredictorParallelTiles(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+                                             perform_everything_on_device=device == "cuda", device=torch.device(device),
+                                             verbose=False, allow_tqdm=False, tile_workers=tile_workers)
     predictor.initialize_from_trained_model_folder(str(model), folds, spec.checkpoint)
     return predictor
 
