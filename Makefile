@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: install browser test test-fast demo benchmark clean
+.PHONY: install browser test test-fast demo benchmark gpu-check clean
 
 $(VENV)/.deps-stamp: requirements/pinned.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,24 @@ demo: install
 
 benchmark: install
 	$(VENV)/bin/nnunet-msfen benchmark
+
+# Issue 12's GPU check, for a machine with a CUDA GPU (never part of `make test`): the 3d_fullres BraTS patch and the 2d
+# topology with nnU-Net's autocast, then the planner's memory calibration on CUDA. Every output goes to GPU_OUT;
+# a step's output is printed too, and a failing step stops the check with its exit status.
+GPU_OUT ?= /tmp/nnunet_msfen_gpu_check
+GPU_STEP = run() { name=$$1; shift; "$$@" > $(GPU_OUT)/$$name.txt 2>&1; status=$$?; cat $(GPU_OUT)/$$name.txt; \
+	return $$status; }; run
+
+gpu-check: install
+	mkdir -p $(GPU_OUT)
+	@$(GPU_STEP) gpu $(PY) -c "import torch; assert torch.cuda.is_available(), 'make gpu-check needs a CUDA GPU'; \
+	  print(torch.cuda.get_device_name(0), 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version())"
+	@$(GPU_STEP) benchmark_3d $(VENV)/bin/nnunet-msfen benchmark --device cuda --patch 128 128 128 \
+	  --case-shape 160 192 160 --warmup 3 --repeats 10 --inference-repeats 3 -o $(GPU_OUT)/benchmark_3d.json --overwrite
+	@$(GPU_STEP) benchmark_2d $(VENV)/bin/nnunet-msfen benchmark --device cuda --config 2d --warmup 3 --repeats 10 \
+	  --inference-repeats 3 -o $(GPU_OUT)/benchmark_2d.json --overwrite
+	@$(GPU_STEP) calibration_3d $(PY) -m nnunet_msfen.plans.calibrate_reference --device cuda --patch 128 128 128
+	@$(GPU_STEP) calibration_2d $(PY) -m nnunet_msfen.plans.calibrate_reference --device cuda --config 2d
 
 clean:
 	rm -rf build *.egg-info $(VENV)/.install-stamp
