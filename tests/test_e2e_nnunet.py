@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -148,6 +149,39 @@ def test_inference_time_of_a_trained_fold(cross_validation):
     assert 0 < inference_time(fold_dir, images, repeats=1) < 300
     with pytest.raises(ValueError, match="no checkpoint_final.pth"):
         inference_time(fold_dir.parent / "fold_9", images)
+
+
+def test_two_tiles_at_a_time_predict_a_trained_model_as_the_one_tile_loop(cross_validation):
+    """nnU-Net's whole predictor (two folds, mirroring) around the trained MSFEN: two workers of one thread give the
+    logits of nnU-Net's loop on one thread bit for bit, on a case large enough for several tiles."""
+    from nnunet_msfen.inference.parallel_tiles import nnUNetPredictorParallelTiles
+
+    def predictor(workers):
+        p = nnUNetPredictorParallelTiles(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                                         perform_everything_on_device=False, device=torch.device("cpu"),
+                                         verbose=False, allow_tqdm=False, tile_workers=workers)
+        p.initialize_from_trained_model_folder(str(model_folder(cross_validation)), (0, 1), "checkpoint_final.pth")
+        return p
+
+    one, two = predictor(1), predictor(2)
+    patch = one.configuration_manager.patch_size
+    data = torch.randn(4, *[s + s // 2 for s in patch], generator=torch.Generator().manual_seed(0))
+    assert len(one._internal_get_sliding_window_slicers(data.shape[1:])) >= 8
+    threads, forward = [], two.network.forward
+
+    def spy(x):  # not a hook: a hooked network is predicted one tile at a time
+        threads.append(threading.current_thread())
+        return forward(x)
+
+    two.network.forward = spy
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # nnU-Net's loop on one thread; the two workers get one each
+    try:
+        ours, theirs = two.predict_logits_from_preprocessed_data(data), one.predict_logits_from_preprocessed_data(data)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(ours, theirs)
+    assert len(set(threads)) >= 2 and threading.main_thread() not in threads  # workers ran the tiles (2 per fold)
 
 
 def test_predict_with_missing_sequences_and_attention(cross_validation, tmp_path):
