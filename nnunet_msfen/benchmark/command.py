@@ -23,7 +23,6 @@ stages, 32 ... 320 features) with a 64^3 patch, batch 2, and a 128^3 case (a cro
 """
 import argparse
 import copy
-import math
 import os
 import statistics
 import sys
@@ -203,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
             if args.compile:
                 results[name]["compile_s"] = round(warm_up, 1)
                 print(f"  compiled {name} for prediction in {warm_up:.1f} s", flush=True)
-        tile_workers = _tile_workers(args, device, s["patch"])
+        # nnU-Net's own predictor (--stock-predictor) has one tile at a time only
+        tile_workers = getattr(windows[names[-1]].predictor, "tiles_at_once", lambda: 1)()
         print(f"  sliding window: {n_tiles} tiles per case, predictor {predictor_class(args.stock_predictor).__name__}"
               f", {tile_workers} tile(s) at a time", flush=True)
         times = _interleaved(names, windows, 0, args.inference_repeats, "prediction")
@@ -240,18 +240,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmachine: {one_line(machine)}; CPU allocator {allocator}\nload average {load_before[0]:.2f} at start, "
           f"{meta['load_average_end'][0]:.2f} at end; {meta['wall_s']} s; written {s['output']}")
     return 0
-
-
-def _tile_workers(args: argparse.Namespace, device: "torch.device", patch: List[int]) -> int:
-    """Tiles the benchmark's predictor runs at once (``inference/parallel_tiles.py``): one with nnU-Net's predictor,
-    on CUDA and for a compiled network."""
-    import torch
-
-    from nnunet_msfen.inference.parallel_tiles import resolve_tile_workers
-
-    if args.stock_predictor or args.compile or device.type != "cpu":
-        return 1
-    return resolve_tile_workers(None, torch.get_num_threads(), math.prod(patch))
 
 
 def _interleaved(names: List[str], runners: Dict[str, object], warmup: int, repeats: int, what: str) -> Dict[str, List[float]]:

@@ -56,10 +56,11 @@ def training_cost(fold_dirs: List[Path]) -> Dict[str, Optional[float]]:
 
 
 def inference_time(fold_dir: Path, images: List[Path], device: str = "cpu", repeats: int = 2) -> float:
-    """Seconds nnU-Net's predictor (``nnUNetPredictorParallelTiles``, as ``nnunet-msfen predict`` runs it) takes to segment one case (the image
-    files ``images``) with the final checkpoint of ``fold_dir``: preprocessing, sliding window with step 0.5, Gaussian weighting and the mirroring
-    the model was trained with, and the conversion back to the original geometry; file writing excluded. The last
-    of ``repeats`` runs counts (the first warms up). ``ValueError`` naming the folder when it holds no model."""
+    """Seconds nnU-Net's predictor (``nnUNetPredictorParallelTiles``, as ``nnunet-msfen predict`` runs it) takes to
+    segment one case (the image files ``images``) with the final checkpoint of ``fold_dir``: preprocessing, sliding
+    window with step 0.5, Gaussian weighting and the mirroring the model was trained with, and the conversion back
+    to the original geometry; file writing excluded. The last of ``repeats`` runs counts (the first warms up).
+    ``ValueError`` naming the folder when it holds no model."""
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 

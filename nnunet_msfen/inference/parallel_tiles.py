@@ -86,15 +86,22 @@ class nnUNetPredictorParallelTiles(nnUNetPredictorSingleThreadedProducer):
             resolve_tile_workers(tile_workers)  # validates now, not at the first case
         self.tile_workers = tile_workers
 
+    def tiles_at_once(self) -> int:
+        """Tiles the sliding window predicts at once with the current network, device and thread count: 1 on CUDA
+        and for a compiled or hooked network, else ``resolve_tile_workers``'s choice."""
+        if self.device.type != "cpu" or _runs_one_tile_at_a_time(self.network):
+            return 1
+        return resolve_tile_workers(self.tile_workers, torch.get_num_threads(),
+                                    math.prod(self.configuration_manager.patch_size))
+
     @torch.inference_mode()
     def _internal_predict_sliding_window_return_logits(self, data: torch.Tensor, slicers, do_on_device: bool = True):
         from nnunetv2.inference.sliding_window_prediction import compute_gaussian
 
-        threads = torch.get_num_threads()
-        workers = resolve_tile_workers(self.tile_workers, threads, math.prod(self.configuration_manager.patch_size))
-        if (self.device.type != "cpu" or workers == 1 or len(slicers) < 2
-                or _runs_one_tile_at_a_time(self.network)):
+        workers = self.tiles_at_once()
+        if workers == 1 or len(slicers) < 2:
             return super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
+        threads = torch.get_num_threads()
         data = data.to("cpu")
         logits = torch.zeros((self.label_manager.num_segmentation_heads, *data.shape[1:]), dtype=torch.half)
         n_predictions = torch.zeros(data.shape[1:], dtype=torch.half)

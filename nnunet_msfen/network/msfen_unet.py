@@ -16,8 +16,8 @@ convolutions in groups of up to 16 channels on each Res2Net split instead of dep
 modality weights folded into the following pointwise convolution, spatial attention and skip in one pass, an
 additive skip fusion in the decoder whose upsampling runs as a pointwise convolution and a pixel shuffle, every
 convolution through oneDNN on the CPU, and the blocks' element-wise operations (at full resolution also their 1x1
-convolutions) recomputed in the backward pass instead of stored; each stage downsamples with its stride as kernel (2x2 patches, as ConvNeXt), not
-the planned 3x3, which holds most of the planned U-Net's parameters in the deep stages. The residual units start
+convolutions) recomputed in the backward pass instead of stored; each stage downsamples with its stride as kernel
+(2x2 patches, as ConvNeXt), not the planned 3x3, which holds most of the planned U-Net's parameters in the deep stages. The residual units start
 with their branch norm at one, not as identities: at equal iterations the identity start left MSFEN 0.09 mean Dice
 behind nnU-Net's U-Net on real BraTS cases, and starting at one closed the gap (docs/ablation.md section 6.2).
 ``group_width=1, skip_fusion="concat", recompute=False, zero_init_residual=True, downsample_kernel="planned"`` is
